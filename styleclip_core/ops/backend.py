@@ -1,0 +1,70 @@
+"""Which implementation of the ops runs: the CUDA plugin or the PyTorch reference.
+
+``impl`` arguments and the ``STYLECLIP_OPS`` environment variable take one of
+``auto`` (CUDA plugin for CUDA tensors when it builds, else reference),
+``cuda`` (CUDA plugin; an error if it cannot be used) or ``reference``.
+The environment variable, when set, overrides every ``impl`` argument.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+BACKENDS = ("auto", "cuda", "reference")
+ENV_VAR = "STYLECLIP_OPS"
+
+
+def _forced() -> str | None:
+    value = os.environ.get(ENV_VAR, "").strip().lower()
+    if not value:
+        return None
+    if value not in BACKENDS:
+        raise ValueError(f"{ENV_VAR} must be one of {', '.join(BACKENDS)}; found {value!r}")
+    return None if value == "auto" else value
+
+
+def resolve(impl: str) -> str:
+    """The backend a call with this ``impl`` asks for, after the environment override."""
+    if impl not in BACKENDS:
+        raise ValueError(f"ops backend must be one of {', '.join(BACKENDS)}; found {impl!r}")
+    return _forced() or impl
+
+
+def use_cuda(x: torch.Tensor, impl: str) -> bool:
+    choice = resolve(impl)
+    if choice == "reference":
+        return False
+    if not x.is_cuda:
+        if choice == "cuda":
+            raise RuntimeError(
+                f"the CUDA ops backend was requested, but the tensor is on {x.device}; "
+                "move the model to a CUDA device or choose the 'auto' or 'reference' backend"
+            )
+        return False
+    from . import cuda_plugin
+
+    if cuda_plugin.available():
+        return True
+    if choice == "cuda":
+        raise RuntimeError(f"the CUDA ops backend was requested but could not be built: {cuda_plugin.failure_reason()}")
+    return False
+
+
+def describe(impl: str, device: torch.device | str) -> str:
+    """Human-readable name of what runs for ``impl`` on ``device`` (builds the plugin if needed)."""
+    choice = resolve(impl)
+    device = torch.device(device)
+    if choice == "reference":
+        return "reference (PyTorch)"
+    if device.type != "cuda":
+        if choice == "cuda":
+            raise RuntimeError(f"the CUDA ops backend was requested, but the model runs on {device}")
+        return f"reference (PyTorch; {device.type} device)"
+    from . import cuda_plugin
+
+    if cuda_plugin.available():
+        return "cuda (JIT plugin)"
+    if choice == "cuda":
+        raise RuntimeError(f"the CUDA ops backend was requested but could not be built: {cuda_plugin.failure_reason()}")
+    return f"reference (PyTorch; CUDA plugin unavailable: {cuda_plugin.failure_reason()})"

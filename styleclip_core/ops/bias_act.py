@@ -1,0 +1,44 @@
+"""Fused bias + leaky ReLU + gain, the activation of every StyleGAN2 layer."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from . import backend
+
+SQRT2 = math.sqrt(2.0)
+
+
+def fused_leaky_relu(
+    x: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    negative_slope: float = 0.2,
+    scale: float = SQRT2,
+    bias_dim: int = 1,
+    impl: str = "auto",
+) -> torch.Tensor:
+    """``leaky_relu(x + bias, negative_slope) * scale``.
+
+    ``bias`` is broadcast along ``bias_dim`` (1 = channels, as in rosinality). StyleCLIP's
+    latent mapper applies it to ``[B, rows, D]`` W+ tensors with the bias on the last dim
+    (``bias_dim=-1``).
+    """
+    if backend.use_cuda(x, impl):
+        from . import cuda_plugin
+
+        return cuda_plugin.fused_leaky_relu(x, bias, negative_slope, scale, bias_dim)
+    return fused_leaky_relu_reference(x, bias, negative_slope, scale, bias_dim)
+
+
+def fused_leaky_relu_reference(x, bias, negative_slope, scale, bias_dim):
+    if bias is not None:
+        dim = bias_dim % x.ndim
+        shape = [1] * x.ndim
+        shape[dim] = bias.shape[0]
+        x = x + bias.view(shape).to(x.dtype)
+    out = F.leaky_relu(x, negative_slope)
+    # leaky_relu saves its input, not its output, so scaling in place is autograd-safe
+    # and saves one full-size temporary.
+    return out.mul_(scale)
