@@ -72,9 +72,13 @@ def upfirdn2d_reference(x, kernel, up_x, up_y, down_x, down_y, px0, px1, py0, py
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up_x - 1, 0, 0, 0, up_y - 1])
         x = x.reshape(n, c, h * up_y, w * up_x)
-    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+    conv_pad = 0
+    if px0 == px1 >= 0 and py0 == py1 >= 0:
+        conv_pad = (py0, px0)  # symmetric zero padding: let the convolution do it, no padded copy
+    else:
+        x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+        x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
     # A true convolution is a cross-correlation with the flipped kernel; striding the
     # correlation is the same as keeping every down-th output sample.
     weight = kernel.flip([0, 1])[None, None].expand(c, 1, kh, kw)
-    return F.conv2d(x, weight, stride=(down_y, down_x), groups=c)
+    return F.conv2d(x, weight, stride=(down_y, down_x), padding=conv_pad, groups=c)

@@ -1,0 +1,283 @@
+"""Tiny random-weight models written in the official file formats and under the official names.
+
+They let a user smoke-test an install (and the tests run every shipped workflow) without
+downloading gigabytes: ``python -m styleclip_core.tiny_models --models-dir ComfyUI/models``.
+Existing files are never overwritten, so real checkpoints stay untouched.
+
+The NVIDIA pickle writers emit the same opcodes NVIDIA's code would (persistent objects
+rebuilt by ``torch_utils.persistence._reconstruct_persistent_obj``, TensorFlow ``Network``
+objects); they register placeholder modules of those names only while pickling.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import pickle
+import sys
+import types
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
+from .generator import Generator
+
+TINY_GENERATOR = {"size": 64, "style_dim": 64, "n_mlp": 2, "channels": {4: 32, 8: 32, 16: 32, 32: 16, 64: 8}}
+TINY_MARK = "tiny_stand_in"  # top-level key in tiny .pt files: loaders say so in their report
+
+
+def tiny_generator(size=64, style_dim=64, n_mlp=2, channels=None, seed=0) -> Generator:
+    """A small generator with every parameter randomised (noise strengths, biases and modulation
+    biases off their init values), so every code path shows in its output."""
+    channels = channels or {r: c for r, c in TINY_GENERATOR["channels"].items() if r <= size}
+    torch.manual_seed(seed)
+    g = Generator(size, style_dim, n_mlp, channels)
+    with torch.no_grad():
+        for name, p in g.named_parameters():
+            if name.endswith("noise.weight"):
+                p.uniform_(0.05, 0.3)
+            elif name.endswith("modulation.bias"):
+                p.copy_(1 + 0.2 * torch.randn_like(p))
+            elif name.endswith("bias"):
+                p.copy_(0.1 * torch.randn_like(p))
+        g.w_avg.copy_(g.mean_latent(1024)[0])
+        g.has_w_avg = True
+    return g.eval().requires_grad_(False)
+
+
+def _no_overwrite(path: str):
+    if os.path.exists(path):
+        raise FileExistsError(f"{path} already exists; tiny models never overwrite a file")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
+def write_rosinality_pt(g: Generator, path: str, mark_tiny: bool = True) -> str:
+    """``{'g_ema': state_dict, 'latent_avg': [D]}`` as in ``stylegan2-ffhq-config-f.pt``."""
+    _no_overwrite(path)
+    ckpt = {"g_ema": g.state_dict(), "latent_avg": g.w_avg.clone()}
+    if mark_tiny:
+        ckpt[TINY_MARK] = True
+    torch.save(ckpt, path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# NVIDIA formats
+
+
+def rosinality_to_ada(g: Generator) -> dict[str, torch.Tensor]:
+    """Our generator's weights under stylegan2-ada-pytorch ``G_ema`` names (inverse of the loader)."""
+    sd = {k: v.detach().clone() for k, v in g.state_dict().items()}
+    fir = torch.tensor([1.0, 3.0, 3.0, 1.0])
+    fir = torch.outer(fir, fir) / 64
+    ada = {}
+    for i in range(g.n_mlp):
+        ada[f"mapping.fc{i}.weight"] = sd[f"style.{i + 1}.weight"]
+        ada[f"mapping.fc{i}.bias"] = sd[f"style.{i + 1}.bias"]
+    ada["mapping.w_avg"] = g.w_avg.clone()
+    ada["synthesis.b4.const"] = sd["input.input"][0]
+    ada["synthesis.b4.resample_filter"] = fir.clone()
+
+    def conv(dst, src, noise_index):
+        ada[f"{dst}.weight"] = sd[f"{src}.conv.weight"][0]
+        ada[f"{dst}.noise_strength"] = sd[f"{src}.noise.weight"].reshape(())
+        ada[f"{dst}.bias"] = sd[f"{src}.activate.bias"]
+        ada[f"{dst}.resample_filter"] = fir.clone()
+        ada[f"{dst}.noise_const"] = sd[f"noises.noise_{noise_index}"][0, 0]
+        ada[f"{dst}.affine.weight"] = sd[f"{src}.conv.modulation.weight"]
+        ada[f"{dst}.affine.bias"] = sd[f"{src}.conv.modulation.bias"]
+
+    def torgb(dst, src):
+        ada[f"{dst}.weight"] = sd[f"{src}.conv.weight"][0]
+        ada[f"{dst}.bias"] = sd[f"{src}.bias"].reshape(-1)
+        ada[f"{dst}.affine.weight"] = sd[f"{src}.conv.modulation.weight"]
+        ada[f"{dst}.affine.bias"] = sd[f"{src}.conv.modulation.bias"]
+
+    conv("synthesis.b4.conv1", "conv1", 0)
+    torgb("synthesis.b4.torgb", "to_rgb1")
+    for k in range(len(g.to_rgbs)):
+        res = 2 ** (k + 3)
+        ada[f"synthesis.b{res}.resample_filter"] = fir.clone()
+        conv(f"synthesis.b{res}.conv0", f"convs.{2 * k}", 1 + 2 * k)
+        conv(f"synthesis.b{res}.conv1", f"convs.{2 * k + 1}", 2 + 2 * k)
+        torgb(f"synthesis.b{res}.torgb", f"to_rgbs.{k}")
+    return ada
+
+
+@contextlib.contextmanager
+def _placeholder_modules(**modules):
+    """Make ``module.attr`` names importable for pickle's by-reference globals, then remove them."""
+    added = []
+    try:
+        for dotted, attrs in modules.items():
+            parts = dotted.split(".")
+            for i in range(1, len(parts) + 1):
+                name = ".".join(parts[:i])
+                if name not in sys.modules:
+                    sys.modules[name] = types.ModuleType(name)
+                    added.append(name)
+            for attr, value in attrs.items():
+                setattr(sys.modules[dotted], attr, value)
+                if hasattr(value, "__qualname__"):
+                    value.__module__ = dotted
+        yield
+    finally:
+        for name in reversed(added):
+            sys.modules.pop(name, None)
+
+
+class _EasyDict(dict):
+    pass
+
+
+_EasyDict.__name__ = _EasyDict.__qualname__ = "EasyDict"
+
+
+def _reconstruct_persistent_obj(meta):  # only a name for pickle; never called here
+    raise RuntimeError("placeholder")
+
+
+class _PersistentModule:
+    """Pickles like a ``torch_utils.persistence`` object of NVIDIA's code."""
+
+    def __init__(self, class_name, state):
+        self.meta = dict(type="class", version=6, module_src="# source omitted in tiny model\n", class_name=class_name, state=state)
+
+    def __reduce__(self):
+        return (_reconstruct_persistent_obj, (self.meta,))
+
+
+_PARAM_BUFFERS = ("w_avg", "resample_filter", "noise_const")
+
+
+def _module_tree(flat: dict[str, torch.Tensor], class_names: dict[str, str], prefix: str = "") -> _PersistentModule:
+    params, buffers, children = OrderedDict(), OrderedDict(), OrderedDict()
+    child_keys: dict[str, dict] = OrderedDict()
+    for key, value in flat.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            child_keys.setdefault(head, {})[rest] = value
+        elif head in _PARAM_BUFFERS:
+            buffers[head] = value
+        else:
+            params[head] = torch.nn.Parameter(value, requires_grad=False)
+    for head, sub in child_keys.items():
+        children[head] = _module_tree(sub, class_names, prefix + head + ".")
+    name = prefix.rstrip(".").split(".")[-1] if prefix else ""
+    state = {"training": False, "_parameters": params, "_buffers": buffers, "_modules": children, "_init_args": (), "_init_kwargs": _EasyDict()}
+    return _PersistentModule(class_names.get(name, class_names.get("*", "Module")), state)
+
+
+def _ada_class_names(flat):
+    names = {"": "Generator", "mapping": "MappingNetwork", "synthesis": "SynthesisNetwork", "affine": "FullyConnectedLayer", "torgb": "ToRGBLayer", "conv0": "SynthesisLayer", "conv1": "SynthesisLayer"}
+    names.update({k.split(".")[1]: "SynthesisBlock" for k in flat if k.startswith("synthesis.b")})
+    names.update({k.split(".")[1]: "FullyConnectedLayer" for k in flat if k.startswith("mapping.fc")})
+    return names
+
+
+def write_ada_pkl(g: Generator, path: str) -> str:
+    """A stylegan2-ada-pytorch network pickle ``{'G', 'D', 'G_ema', ...}`` holding ``g``."""
+    _no_overwrite(path)
+    ada = rosinality_to_ada(g)
+    root = _module_tree(ada, _ada_class_names(ada))
+    root.meta["state"]["_init_kwargs"] = _EasyDict(
+        z_dim=g.style_dim, c_dim=0, w_dim=g.style_dim, img_resolution=g.size, img_channels=3,
+        mapping_kwargs=_EasyDict(num_layers=g.n_mlp), synthesis_kwargs=_EasyDict(channel_base=32768, channel_max=512, num_fp16_res=0, conv_clamp=None),
+    )
+    data = {"G": root, "D": None, "G_ema": root, "training_set_kwargs": _EasyDict(resolution=g.size), "augment_pipe": None}
+    with _placeholder_modules(**{"torch_utils.persistence": {"_reconstruct_persistent_obj": _reconstruct_persistent_obj}, "dnnlib.util": {"EasyDict": _EasyDict}}):
+        buf = io.BytesIO()
+        pickle.dump(data, buf)
+    with open(path, "wb") as f:
+        f.write(buf.getvalue())
+    return path
+
+
+class _TFNetwork:
+    def __init__(self, name, variables, components=None, static_kwargs=None):
+        self.state = {
+            "version": 4, "name": name, "static_kwargs": static_kwargs or {}, "components": components or {},
+            "build_module_src": "# source omitted in tiny model\n", "build_func_name": f"training.networks_stylegan2.{name}",
+            "variables": variables, "input_shapes": [], "output_shapes": [], "input_names": [], "output_names": [],
+        }
+
+    def __getstate__(self):
+        return self.state
+
+
+_TFNetwork.__name__ = _TFNetwork.__qualname__ = "Network"
+
+
+def write_tf_pkl(g: Generator, path: str) -> str:
+    """A TensorFlow StyleGAN2 pickle ``(G, D, Gs)`` as NVIDIA released ``stylegan2-ffhq-config-f.pkl``."""
+    _no_overwrite(path)
+    ada = rosinality_to_ada(g)
+    a = lambda t: t.numpy().astype(np.float32)  # noqa: E731
+    mapping = [(f"Dense{i}/weight", a(ada[f"mapping.fc{i}.weight"].t())) for i in range(g.n_mlp)]
+    mapping += [(f"Dense{i}/bias", a(ada[f"mapping.fc{i}.bias"])) for i in range(g.n_mlp)]
+    synthesis = [("4x4/Const/const", a(ada["synthesis.b4.const"][None]))]
+    noise_index = 0
+
+    def layer(tf_name, ada_name, flip=False):
+        nonlocal noise_index
+        w = ada[f"{ada_name}.weight"].permute(2, 3, 1, 0).numpy()  # [out,in,k,k] -> [k,k,in,out]
+        if flip:
+            w = w[::-1, ::-1]
+        out = [(f"{tf_name}/weight", np.ascontiguousarray(w)), (f"{tf_name}/bias", a(ada[f"{ada_name}.bias"])),
+               (f"{tf_name}/mod_weight", a(ada[f"{ada_name}.affine.weight"].t())), (f"{tf_name}/mod_bias", a(ada[f"{ada_name}.affine.bias"] - 1))]
+        if f"{ada_name}.noise_strength" in ada:
+            out.append((f"{tf_name}/noise_strength", np.float32(ada[f"{ada_name}.noise_strength"].item())))
+            out.append((f"noise{noise_index}", a(ada[f"{ada_name}.noise_const"][None, None])))
+            noise_index += 1
+        return out
+
+    synthesis += layer("4x4/Conv", "synthesis.b4.conv1") + layer("4x4/ToRGB", "synthesis.b4.torgb")
+    for k in range(len(g.to_rgbs)):
+        r = 2 ** (k + 3)
+        synthesis += layer(f"{r}x{r}/Conv0_up", f"synthesis.b{r}.conv0", flip=True)
+        synthesis += layer(f"{r}x{r}/Conv1", f"synthesis.b{r}.conv1") + layer(f"{r}x{r}/ToRGB", f"synthesis.b{r}.torgb")
+    components = {"mapping": _TFNetwork("G_mapping", mapping), "synthesis": _TFNetwork("G_synthesis", synthesis)}
+    gs = _TFNetwork("G", [("dlatent_avg", a(ada["mapping.w_avg"])), ("lod", np.float32(0))], components, {"resolution": g.size})
+    with _placeholder_modules(**{"dnnlib.tflib.network": {"Network": _TFNetwork}}):
+        buf = io.BytesIO()
+        pickle.dump((gs, _TFNetwork("D", []), gs), buf)
+    with open(path, "wb") as f:
+        f.write(buf.getvalue())
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# models folder
+
+# model kind -> (ComfyUI models subfolder, official file name, writer(path))
+WRITERS: dict[str, tuple[str, str, callable]] = {
+    "generator": ("stylegan", "stylegan2-ffhq-config-f.pt", lambda path: write_rosinality_pt(tiny_generator(), path)),
+}
+
+
+def write_models_folder(models_dir: str, kinds=None) -> list[str]:
+    """Write every tiny model (or those of ``kinds``) under ``models_dir``; skip files that exist."""
+    written = []
+    for kind, (folder, filename, writer) in WRITERS.items():
+        if kinds and kind not in kinds:
+            continue
+        path = os.path.join(models_dir, folder, filename)
+        if os.path.exists(path):
+            continue
+        writer(path)
+        written.append(path)
+    return written
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Write tiny random-weight stand-ins for the official models (never overwrites).")
+    parser.add_argument("--models-dir", required=True, help="ComfyUI's models folder")
+    args = parser.parse_args(argv)
+    for path in write_models_folder(args.models_dir):
+        print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+REFERENCE = os.environ.get("STYLECLIP_REFERENCE", os.path.join(os.path.dirname(ROOT), "shared", "reference"))
+FIXTURES = os.path.join(REFERENCE, "fixtures")
+MANIFESTS = os.path.join(REFERENCE, "manifests")
+
+
+def load_fixture(name):
+    """(tensors, json) of a golden fixture; fails (never skips) when the reference folder is absent."""
+    import json
+
+    from safetensors.torch import load_file
+
+    base = os.path.join(FIXTURES, name)
+    if not os.path.exists(base + ".json"):
+        pytest.fail(f"fixture {base}.json not found: ../shared/reference must sit beside the repository")
+    with open(base + ".json") as f:
+        meta = json.load(f)
+    return load_file(base + ".safetensors"), meta
+
+
+def load_manifest(name):
+    import json
+
+    with open(os.path.join(MANIFESTS, name + ".json")) as f:
+        return json.load(f)
+
+
+def strip(tensors, prefix):
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

@@ -1,0 +1,147 @@
+"""Generator parity with the reference implementations (fixtures) and full-size layouts (manifests)."""
+import pytest
+import torch
+
+from conftest import load_fixture, load_manifest, strip
+from styleclip_core.generator import Generator, stylegan2_channels
+
+
+def close(a, b, tol):
+    torch.testing.assert_close(a, b, atol=tol["atol"], rtol=tol["rtol"])
+
+
+@pytest.fixture(scope="module")
+def s32():
+    T, meta = load_fixture("generator_s32")
+    g = Generator.from_state_dict(strip(T, "state."))
+    return g, T, meta["tolerance"]
+
+
+def test_s32_config_inferred_from_checkpoint(s32):
+    g, _, _ = s32
+    assert (g.size, g.style_dim, g.n_mlp, g.n_latent, g.num_layers) == (32, 64, 2, 8, 7)
+    assert g.channels == {4: 32, 8: 32, 16: 32, 32: 32}
+
+
+@torch.no_grad()
+def test_s32_cases(s32):
+    g, T, tol = s32
+    tl = T["in.truncation_latent"]
+    w = g.mapping(T["in.z"])
+    close(w, T["out.mapping_w"], tol)
+    a = g.to_w_plus(g.truncate(w, 0.7, tl))  # case A
+    close(a, T["out.A.latent"], tol)
+    close(g(a), T["out.A.image"], tol)
+    close(g(T["in.wplus"]), T["out.B.image"], tol)  # B: stored noise buffers
+    close(g(T["in.wplus"], noise=[T[f"in.C.noise.{i}"] for i in range(7)]), T["out.C.image"], tol)  # C
+    d = g.style_mix(g.mapping(T["in.z"]), g.mapping(T["in.z2"]), 3)  # D
+    close(d, T["out.D.latent"], tol)
+    close(g(d), T["out.D.image"], tol)
+    close(g(T["out.mapping_w"]), T["out.E.image"], tol)  # E: W broadcast to W+
+    f = g.truncate(T["in.wplus"], 0.5, tl)  # F: truncation of a W+ input
+    close(f, T["out.F.latent"], tol)
+    close(g(f), T["out.F.image"], tol)
+
+
+def test_gradient_path_equals_inference_path(s32):
+    """Batch and gradient code paths (activation scaling) agree with the one-sample path (weight scaling)."""
+    g, T, tol = s32
+    w = T["in.wplus"]
+    with torch.no_grad():
+        singles = torch.cat([g(w[i:i + 1]) for i in range(w.shape[0])])
+    batched = g(w.clone().requires_grad_())
+    close(batched.detach(), singles, tol)
+
+
+def test_random_noise_is_seeded(s32):
+    g, T, _ = s32
+    with torch.no_grad():
+        a = g(T["in.wplus"], noise="random", generator=torch.Generator().manual_seed(1))
+        b = g(T["in.wplus"], noise="random", generator=torch.Generator().manual_seed(1))
+        c = g(T["in.wplus"])
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+@pytest.fixture(scope="module")
+def s64():
+    T, meta = load_fixture("generator_s64_stylespace")
+    return Generator.from_state_dict(strip(T, "state.")), T, meta
+
+
+@torch.no_grad()
+def test_stylespace_vectors_and_rendering(s64):
+    g, T, meta = s64
+    tol = meta["tolerance"]
+    assert [(l.name, l.module, l.w_index, l.channels) for l in g.style_layers] == [
+        (l["nvidia_name"], l["rosinality_module"], l["w_index"], l["dim"]) for l in meta["s_layers"]
+    ]
+    styles = g.styles(T["in.wplus"])
+    for i, s in enumerate(styles):
+        close(s, T[f"out.s.{i}"], tol)
+    close(g(T["in.wplus"]), T["out.image_wplus"], tol)
+    close(g.synthesis(styles), T["out.image_from_s_unedited"], tol)
+    edited = [s + T[f"in.s_delta.{i}"] for i, s in enumerate(styles)]
+    close(g.synthesis(edited), T["out.image_from_s_edited"], tol)
+
+
+@torch.no_grad()
+def test_layer_hook_sees_every_resolution(s64):
+    g, T, _ = s64
+    seen = []
+
+    def hook(res, x, rgb):
+        seen.append((res, x.shape[-1], rgb.shape[-1]))
+        return x, rgb
+
+    img = g.synthesis(g.styles(T["in.wplus"]), layer_hook=hook)
+    assert seen == [(r, r, r) for r in (4, 8, 16, 32, 64)]
+    torch.testing.assert_close(img, g(T["in.wplus"]))
+
+
+@torch.no_grad()
+def test_nvidia_semantics_on_converted_generator():
+    T, meta = load_fixture("ada_to_rosinality")
+    tol = meta["tolerance"]
+    g = Generator.from_state_dict(strip(T, "rosinality."))
+    center = T["ada.mapping.w_avg"][None]
+    ws = g.to_w_plus(g.mapping(T["in.z"]))
+    close(ws, T["out.ada.ws"], tol)
+    ws_t = g.truncate(ws, 0.7, center, cutoff=8)
+    close(ws_t, T["out.ada.ws_trunc0.7_cutoff8"], tol)
+    for layer, s in zip(g.style_layers, g.styles(ws_t)):
+        close(s, T[f"out.ada.S.{layer.name}"], tol)
+    close(g(ws_t), T["out.ada.image"], tol)
+    all_rows = g.to_w_plus(g.truncate(g.mapping(T["in.z"]), 0.7, center))
+    close(all_rows, T["out.rosinality.latent_z_trunc0.7_all_layers"], tol)
+    close(g(all_rows), T["out.rosinality.image_z_trunc0.7_all_layers"], tol)
+
+
+@pytest.mark.parametrize("name,size", [("rosinality_generator_1024_cm2", 1024), ("rosinality_generator_256_cm2", 256)])
+def test_full_size_manifest_loads(name, size):
+    """The official full-size key set and shapes load exactly, with the architecture read from them."""
+    manifest = load_manifest(name)
+    state = {k: torch.empty(v["shape"], dtype=getattr(torch, v["dtype"]), device="meta") for k, v in manifest["keys"].items()}
+    g = Generator.from_state_dict(state)
+    assert (g.size, g.style_dim, g.n_mlp, g.n_latent) == (size, 512, 8, manifest["n_latent"])
+    assert g.channels == {int(r): c for r, c in manifest["channels"].items() if int(r) <= size} == stylegan2_channels(size)
+    assert {k: list(v.shape) for k, v in g.state_dict().items()} == {k: v["shape"] for k, v in manifest["keys"].items()}
+    assert sum(l.channels for l in g.style_layers) == {1024: 9088, 256: 8704}[size]
+    assert sum(l.channels for l in g.style_layers if not l.is_torgb) == {1024: 6048, 256: 5760}[size]
+
+
+def test_wrong_shapes_are_named():
+    T, _ = load_fixture("generator_s32")
+    state = strip(T, "state.")
+    state["convs.1.conv.weight"] = torch.zeros(1, 32, 16, 3, 3)
+    del state["to_rgbs.0.bias"]
+    state["extra.weight"] = torch.zeros(1)
+    with pytest.raises(ValueError) as e:
+        Generator.from_state_dict(state, source="bad.pt")
+    msg = str(e.value)
+    assert "bad.pt" in msg and "to_rgbs.0.bias" in msg and "extra.weight" in msg and "convs.1.conv.weight: expected [1, 32, 32, 3, 3], found [1, 32, 16, 3, 3]" in msg
+
+
+def test_bad_latent_shape_message(s32):
+    g, _, _ = s32
+    with pytest.raises(ValueError, match=r"W\+ \[B, 8, 64\].*found \[1, 9, 64\]"):
+        g(torch.zeros(1, 9, 64))
