@@ -68,8 +68,9 @@ def read_generator_state(path: str) -> tuple[dict, torch.Tensor | None, dict | N
     """(rosinality state dict, W average or None, config or None) from any supported file."""
     ext = os.path.splitext(path)[1].lower()
     if ext in (".pt", ".pth"):
-        state, w_avg = generator_state_from_torch(load_torch_file(path, "a StyleGAN2 generator checkpoint"), path)
-        return state, w_avg, None
+        obj = load_torch_file(path, "a StyleGAN2 generator checkpoint")
+        state, w_avg = generator_state_from_torch(obj, path)
+        return state, w_avg, {"tiny_stand_in": True} if isinstance(obj, dict) and obj.get("tiny_stand_in") else None
     if ext == ".pkl":
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such file (expected an NVIDIA StyleGAN2 pickle)")
@@ -102,8 +103,9 @@ def load_generator(path: str, device: torch.device | str = "cpu", ops_backend: s
     (TensorFlow or stylegan2-ada-pytorch) or our ``.safetensors``; the architecture comes from
     the file itself."""
     state, w_avg, config = read_generator_state(path)
+    tiny = bool(config and config.pop("tiny_stand_in", False))
     try:
-        g = Generator.from_state_dict(state, config, source=path)
+        g = Generator.from_state_dict(state, config or None, source=path)
     except ValueError as e:
         raise CheckpointError(path, "a StyleGAN2 generator state dict in rosinality layout", str(e)) from None
     if w_avg is not None:
@@ -112,6 +114,7 @@ def load_generator(path: str, device: torch.device | str = "cpu", ops_backend: s
         g.w_avg.copy_(w_avg)
         g.has_w_avg = True
     g.source = os.path.basename(path)
+    g.is_tiny_stand_in = tiny
     return g.eval().requires_grad_(False).set_ops_backend(ops_backend).to(device)
 
 

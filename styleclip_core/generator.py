@@ -289,6 +289,8 @@ class Generator(nn.Module):
         return self
 
     ops_backend = "auto"
+    source = ""  # file it was loaded from
+    is_tiny_stand_in = False  # written by tiny_models, random weights
     # Channels-last runs the convolutions and FIR filters several times faster on the CPU
     # (oneDNN) and no slower on CUDA.
     memory_format = torch.channels_last

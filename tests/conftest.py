@@ -5,6 +5,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 REFERENCE = os.environ.get("STYLECLIP_REFERENCE", os.path.join(os.path.dirname(ROOT), "shared", "reference"))
 FIXTURES = os.path.join(REFERENCE, "fixtures")
@@ -34,3 +35,19 @@ def load_manifest(name):
 
 def strip(tensors, prefix):
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+@pytest.fixture(scope="session")
+def comfy(tmp_path_factory):
+    """A stand-in ComfyUI home (models with the tiny stand-ins, input, output) and the pack's nodes."""
+    import comfy_harness
+    from styleclip_core import tiny_models
+
+    comfy_harness.use_stub()
+    import folder_paths
+
+    base = tmp_path_factory.mktemp("comfy_home")
+    folder_paths.set_base(str(base))
+    tiny_models.write_models_folder(os.path.join(str(base), "models"))
+    nodes = comfy_harness.all_nodes()
+    return type("ComfyHome", (), {"base": base, "nodes": nodes, "folder_paths": folder_paths, "harness": comfy_harness})

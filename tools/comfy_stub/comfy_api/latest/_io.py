@@ -118,6 +118,7 @@ class _Combo(WidgetInput):
 
     def options(self):
         d = super().options()
+        d["options"] = self.choices
         if self.upload is not None:
             d[self.upload.value] = True
         if self.control_after_generate:
@@ -194,8 +195,7 @@ class ComfyNode:
         info = {"input": {"required": {}, "optional": {}}, "input_order": {"required": [], "optional": []}}
         for i in s.inputs or []:
             group = "optional" if i.optional else "required"
-            spec = i.choices if isinstance(i, _Combo) else i.io_type
-            info["input"][group][i.id] = [spec, i.options()]
+            info["input"][group][i.id] = [i.io_type, i.options()]
             info["input_order"][group].append(i.id)
         info.update(
             output=[o.io_type for o in s.outputs or []],

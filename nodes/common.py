@@ -1,0 +1,74 @@
+"""What every StyleCLIP node shares: socket types, model folders, device, progress."""
+from __future__ import annotations
+
+import os
+
+import comfy.model_management as mm
+import comfy.utils
+import folder_paths
+from comfy_api.latest import io
+
+from ..styleclip_core.render import to_unit_range
+
+# Socket types of the pack (never ComfyUI's own LATENT, which holds diffusion latents).
+Generator = io.Custom("SCLIP_GENERATOR")
+Latent = io.Custom("SCLIP_LATENT")
+
+CATEGORY = "StyleCLIP"
+
+# ComfyUI models subfolder -> file extensions that appear in its dropdowns.
+MODEL_FOLDERS: dict[str, tuple[str, ...]] = {
+    "stylegan": (".pt", ".pth", ".pkl", ".safetensors"),
+}
+
+
+def register_model_folders():
+    """Add our folders under ComfyUI's models directory, keeping paths users configured
+    in extra_model_paths.yaml, and filter each dropdown to the formats we read."""
+    for name, extensions in MODEL_FOLDERS.items():
+        default = os.path.join(folder_paths.models_dir, name)
+        paths, _ = folder_paths.folder_names_and_paths.get(name, ([], set()))
+        if default not in paths:
+            paths = [default, *paths]
+        folder_paths.folder_names_and_paths[name] = (paths, set(extensions))
+
+
+def model_files(folder: str) -> list[str]:
+    return folder_paths.get_filename_list(folder)
+
+
+def device():
+    return mm.get_torch_device()
+
+
+class NodeProgress:
+    """ComfyUI progress bar + interruption check, passed to the library as ``progress(done, total, preview)``.
+
+    ``preview`` is a generator image batch in [-1, 1]; its first image is shown on the node.
+    """
+
+    def __init__(self, total: int):
+        self.bar = comfy.utils.ProgressBar(total)
+
+    def __call__(self, done: int, total: int, preview=None):
+        mm.throw_exception_if_processing_interrupted()
+        shown = None
+        if preview is not None:
+            from PIL import Image
+
+            pixels = (to_unit_range(preview[:1].detach())[0].cpu().numpy() * 255).round().astype("uint8")
+            shown = ("JPEG", Image.fromarray(pixels), 512)
+        self.bar.update_absolute(done, total, shown)
+        mm.throw_exception_if_processing_interrupted()
+
+
+def unique_output_path(filename_prefix: str, extension: str) -> tuple[str, str]:
+    """A new file under ComfyUI's output folder, numbered like its image savers; never an existing one."""
+    out_dir = folder_paths.get_output_directory()
+    full_folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, out_dir)
+    while True:
+        name = f"{filename}_{counter:05}_{extension}"
+        path = os.path.join(full_folder, name)
+        if not os.path.exists(path):
+            return path, os.path.join(subfolder, name) if subfolder else name
+        counter += 1

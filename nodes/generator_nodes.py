@@ -1,0 +1,199 @@
+"""Generator nodes: load, sample, render, mix, save and load latents, convert checkpoints."""
+from __future__ import annotations
+
+import os
+
+import folder_paths
+from comfy_api.latest import io
+
+from ..styleclip_core import checkpoints
+from ..styleclip_core.latents import load_latents, mix_latents, sample_latents, save_latents
+from ..styleclip_core.ops import BACKENDS, describe
+from ..styleclip_core.render import render, to_unit_range
+from .common import CATEGORY, Generator, Latent, NodeProgress, device, model_files, unique_output_path
+
+LATENT_EXTENSIONS = (".safetensors", ".pt")
+
+
+class LoadGenerator(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StyleCLIP_LoadGenerator",
+            display_name="Load StyleGAN2 Generator",
+            category=CATEGORY,
+            description="Loads a StyleGAN2 generator from models/stylegan: rosinality .pt (stylegan2-ffhq-config-f.pt), "
+            "NVIDIA .pkl (TensorFlow or stylegan2-ada-pytorch; read without running code from the file) or .safetensors. "
+            "The architecture is read from the file.",
+            inputs=[
+                io.Combo.Input("generator_name", options=model_files("stylegan"), tooltip="Generator file in ComfyUI/models/stylegan."),
+                io.Combo.Input(
+                    "ops_backend", options=list(BACKENDS), default="auto",
+                    tooltip="StyleGAN2 ops: 'auto' uses the CUDA kernels on a GPU when they build (else PyTorch), "
+                    "'cuda' requires them, 'reference' always uses the pure PyTorch path (same numbers).",
+                ),
+            ],
+            outputs=[
+                Generator.Output(display_name="generator", tooltip="The StyleGAN2 generator."),
+                io.String.Output(display_name="info", tooltip="Resolution, latent shape and which ops backend runs."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, generator_name, ops_backend) -> io.NodeOutput:
+        path = folder_paths.get_full_path_or_raise("stylegan", generator_name)
+        g = checkpoints.load_generator(path, device(), ops_backend)
+        info = (
+            f"{generator_name}: {g.size}px, W+ [{g.n_latent}, {g.style_dim}], mapping {g.n_mlp} layers, "
+            f"{'W average from the file' if g.has_w_avg else 'no W average in the file (truncation uses the mean of 4096 samples)'}; "
+            f"ops: {describe(ops_backend, g.w_avg.device)}"
+        )
+        if g.is_tiny_stand_in:
+            info = "TINY RANDOM STAND-IN (not the real model): " + info
+        return io.NodeOutput(g, info, ui={"text": (info,)})
+
+
+class SampleLatents(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StyleCLIP_SampleLatents",
+            display_name="Sample Latents",
+            category=CATEGORY,
+            description="Draws random faces: seeded Z through the mapping network to W+, truncated toward the average W.",
+            inputs=[
+                Generator.Input("generator", tooltip="The generator whose latent space to sample."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip="Seed of the random Z codes."),
+                io.Int.Input("batch_size", default=4, min=1, max=256, tooltip="How many latents to draw."),
+                io.Float.Input("truncation_psi", default=0.7, min=0.0, max=1.5, step=0.01, tooltip="1 = no truncation; lower values trade variety for typical, cleaner faces."),
+            ],
+            outputs=[Latent.Output(display_name="latents", tooltip="W+ codes [batch, n_latent, style_dim].")],
+        )
+
+    @classmethod
+    def execute(cls, generator, seed, batch_size, truncation_psi) -> io.NodeOutput:
+        return io.NodeOutput(sample_latents(generator, batch_size, seed, truncation_psi))
+
+
+class Synthesize(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StyleCLIP_Synthesize",
+            display_name="Synthesize Images",
+            category=CATEGORY,
+            description="Renders latents (W+ or StyleSpace) to images.",
+            inputs=[
+                Generator.Input("generator", tooltip="The generator to render with."),
+                Latent.Input("latents", tooltip="Codes to render."),
+                io.Combo.Input("noise", options=["const", "random"], default="const", tooltip="'const' uses the generator's stored noise maps (as StyleCLIP does); 'random' draws new noise per image from the seed."),
+                io.Int.Input("noise_seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, tooltip="Seed of the noise when noise is 'random' (image i uses seed + i)."),
+                io.Int.Input("chunk_size", default=4, min=1, max=64, tooltip="Images rendered at once; lower it if memory runs out."),
+            ],
+            outputs=[io.Image.Output(display_name="images", tooltip="Rendered images.")],
+        )
+
+    @classmethod
+    def execute(cls, generator, latents, noise, noise_seed, chunk_size) -> io.NodeOutput:
+        images = render(generator, latents, noise, noise_seed, chunk_size, NodeProgress(latents.batch_size))
+        return io.NodeOutput(to_unit_range(images))
+
+
+class MixLatents(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StyleCLIP_MixLatents",
+            display_name="Mix Latents",
+            category=CATEGORY,
+            description="Style mixing and interpolation in W+: the rows in [row_start, row_end) move from A toward B by factor. "
+            "factor 1 on rows 0-3 takes B's coarse style (pose, face shape); factor 0.5 on all rows is the midpoint.",
+            inputs=[
+                Latent.Input("latents_a", tooltip="Base latents."),
+                Latent.Input("latents_b", tooltip="Latents to mix in (a batch of 1 is used for every A)."),
+                io.Float.Input("factor", default=1.0, min=0.0, max=1.0, step=0.01, tooltip="0 = A, 1 = B on the chosen rows."),
+                io.Int.Input("row_start", default=0, min=0, max=63, tooltip="First W+ row to mix (0 = coarsest)."),
+                io.Int.Input("row_end", default=64, min=1, max=64, tooltip="End of the row range (exclusive); larger than the row count means all rows."),
+            ],
+            outputs=[Latent.Output(display_name="latents", tooltip="Mixed W+ codes.")],
+        )
+
+    @classmethod
+    def execute(cls, latents_a, latents_b, factor, row_start, row_end) -> io.NodeOutput:
+        return io.NodeOutput(mix_latents(latents_a, latents_b, factor, row_start, row_end))
+
+
+class SaveLatents(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StyleCLIP_SaveLatents",
+            display_name="Save Latents",
+            category=CATEGORY,
+            description="Writes latents as .safetensors to ComfyUI's output folder (numbered; never overwrites).",
+            inputs=[
+                Latent.Input("latents", tooltip="Codes to save."),
+                io.String.Input("filename_prefix", default="styleclip/latents", tooltip="Prefix under the output folder; a counter is appended."),
+            ],
+            outputs=[],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, latents, filename_prefix) -> io.NodeOutput:
+        path, shown = unique_output_path(filename_prefix, ".safetensors")
+        save_latents(latents, path)
+        return io.NodeOutput(ui={"text": (f"saved {latents.batch_size} latents to {shown}",)})
+
+
+def _latent_files() -> list[str]:
+    """Files in the input folder, and files in the output folder annotated ' [output]'."""
+    found = []
+    for root_dir, suffix in ((folder_paths.get_input_directory(), ""), (folder_paths.get_output_directory(), " [output]")):
+        if not os.path.isdir(root_dir):
+            continue
+        for root, _, files in os.walk(root_dir):
+            for f in files:
+                if f.endswith(LATENT_EXTENSIONS):
+                    found.append(os.path.relpath(os.path.join(root, f), root_dir).replace(os.sep, "/") + suffix)
+    return sorted(found)
+
+
+class LoadLatents(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StyleCLIP_LoadLatents",
+            display_name="Load Latents",
+            category=CATEGORY,
+            description="Reads latents saved by Save Latents (input or output folder), or a W+ tensor .pt as StyleCLIP's scripts take.",
+            inputs=[io.Combo.Input("latent_file", options=_latent_files(), tooltip="A .safetensors (or .pt) file in ComfyUI's input folder, or one of the output folder marked [output].")],
+            outputs=[Latent.Output(display_name="latents", tooltip="The loaded codes.")],
+        )
+
+    @classmethod
+    def execute(cls, latent_file) -> io.NodeOutput:
+        return io.NodeOutput(load_latents(folder_paths.get_annotated_filepath(latent_file)))
+
+
+class ConvertGenerator(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StyleCLIP_ConvertGenerator",
+            display_name="Convert Generator to safetensors",
+            category=CATEGORY,
+            description="Converts any generator in models/stylegan (.pt, .pkl) to .safetensors beside it. An existing file is never overwritten.",
+            inputs=[io.Combo.Input("generator_name", options=model_files("stylegan"), tooltip="File to convert.")],
+            outputs=[io.String.Output(display_name="path", tooltip="The written file.")],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, generator_name) -> io.NodeOutput:
+        src = folder_paths.get_full_path_or_raise("stylegan", generator_name)
+        dst = checkpoints.convert_to_safetensors(src)
+        return io.NodeOutput(dst, ui={"text": (f"wrote {dst}",)})
+
+
+NODES = [LoadGenerator, SampleLatents, Synthesize, MixLatents, SaveLatents, LoadLatents, ConvertGenerator]

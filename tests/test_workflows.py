@@ -1,0 +1,35 @@
+"""Every shipped workflow runs end to end through the pack's nodes with the tiny models."""
+import glob
+import json
+import os
+
+import pytest
+
+from conftest import ROOT
+
+WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))
+
+
+def test_there_are_workflows():
+    assert WORKFLOWS
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=os.path.basename)
+def test_workflow_runs(comfy, path):
+    with open(path) as f:
+        workflow = json.load(f)
+    info = comfy.harness.object_info(comfy.nodes)
+    prompt = comfy.harness.ui_to_prompt(workflow, info)
+    results = comfy.harness.execute(prompt, comfy.nodes)
+    saved = [img for _, ui in results.values() if ui and "images" in ui for img in ui["images"] if "filename" in img]
+    for img in saved:
+        assert os.path.isfile(os.path.join(comfy.folder_paths.get_output_directory(), img["subfolder"], img["filename"]))
+    assert results, "the workflow has no output node"
+
+
+def test_seed_control_values_are_skipped(comfy):
+    with open(os.path.join(ROOT, "workflows", "01_generate_faces.json")) as f:
+        workflow = json.load(f)
+    prompt = comfy.harness.ui_to_prompt(workflow, comfy.harness.object_info(comfy.nodes))
+    sample = next(v for v in prompt.values() if v["class_type"] == "StyleCLIP_SampleLatents")
+    assert sample["inputs"]["seed"] == 42 and sample["inputs"]["batch_size"] == 4 and sample["inputs"]["truncation_psi"] == 0.7

@@ -1,0 +1,156 @@
+"""Write the example workflows in workflows/ in the format the ComfyUI frontend saves.
+
+Each workflow is described compactly below (nodes, widget values, links); this script lays
+them out and fills in what the frontend stores (slots, link table, seed-control values, node
+properties). Run from the repository root: ``python tools/build_workflows.py``.
+It uses the stand-in ComfyUI of the tests to read the nodes' schemas.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, ROOT)
+
+import comfy_harness  # noqa: E402
+
+# Model files a workflow node needs: shown by the frontend when they are missing.
+MODELS = {
+    "StyleCLIP_LoadGenerator": lambda w: [{"name": w["generator_name"], "directory": "stylegan"}],
+}
+
+
+def node(id, type, widgets=None, inputs=None, title=None):
+    """widgets: {name: value}; inputs: {input name: (source node id, output slot)}."""
+    return {"id": id, "type": type, "widgets": widgets or {}, "inputs": inputs or {}, "title": title}
+
+
+def build(spec_nodes, info, note=None):
+    links, ui_nodes = [], []
+    consumers: dict[tuple, list] = {}
+    columns = _columns(spec_nodes)
+    order = sorted(spec_nodes, key=lambda n: (columns[n["id"]], n["id"]))
+    rows: dict[int, int] = {}
+    for n in order:
+        for name, (src, slot) in n["inputs"].items():
+            link_id = len(links) + 1
+            src_type = info[next(m["type"] for m in spec_nodes if m["id"] == src)]["output"][slot]
+            links.append([link_id, src, slot, n["id"], name, src_type])
+            consumers.setdefault((src, slot), []).append(link_id)
+    for index, n in enumerate(order):
+        node_info = info[n["type"]]
+        col = columns[n["id"]]
+        row = rows.get(col, 0)
+        rows[col] = row + 1
+        ui_inputs = []
+        slot_of = {}
+        for group in ("required", "optional"):
+            for name in node_info["input_order"][group]:
+                spec = node_info["input"][group][name]
+                kind = "COMBO" if comfy_harness.combo_options(spec) is not None else spec[0]
+                is_widget = kind in comfy_harness.WIDGET_TYPES and not (spec[1] if len(spec) > 1 else {}).get("forceInput")
+                if is_widget and name not in n["inputs"]:
+                    continue
+                entry = {"name": name, "type": kind, "link": None}
+                if is_widget:
+                    entry["widget"] = {"name": name}
+                slot_of[name] = len(ui_inputs)
+                ui_inputs.append(entry)
+        for link in links:
+            if link[3] == n["id"]:
+                ui_inputs[slot_of[link[4]]]["link"] = link[0]
+        widgets_values = []
+        for name, spec in comfy_harness._widget_inputs(node_info):
+            opts = spec[1] if len(spec) > 1 else {}
+            options = comfy_harness.combo_options(spec)
+            value = n["widgets"].get(name, opts.get("default", options[0] if options else None))
+            widgets_values.append(value)
+            if comfy_harness._has_control(name, spec):
+                widgets_values.append("fixed")
+            if opts.get("image_upload"):
+                widgets_values.append("image")
+        outputs = [
+            {"name": node_info["output_name"][i], "type": t, "links": consumers.get((n["id"], i), []), "slot_index": i}
+            for i, t in enumerate(node_info["output"])
+        ]
+        properties = {"Node name for S&R": n["type"]}
+        if n["type"].startswith("StyleCLIP_"):
+            properties.update(cnr_id="comfyui-styleclip", ver="0.1.0")
+        if n["type"] in MODELS:
+            properties["models"] = MODELS[n["type"]](n["widgets"])
+        ui = {
+            "id": n["id"], "type": n["type"], "pos": [40 + 380 * col, 60 + 330 * row], "size": [340, 110 + 26 * len(widgets_values)],
+            "flags": {}, "order": index, "mode": 0, "inputs": ui_inputs, "outputs": outputs,
+            "properties": properties, "widgets_values": widgets_values,
+        }
+        if n["title"]:
+            ui["title"] = n["title"]
+        ui_nodes.append(ui)
+    for link in links:  # the frontend stores the target slot index, not the input name
+        target = next(u for u in ui_nodes if u["id"] == link[3])
+        link[4] = next(i for i, inp in enumerate(target["inputs"]) if inp["name"] == link[4])
+    if note:
+        ui_nodes.append({"id": max(n["id"] for n in spec_nodes) + 1, "type": "Note", "pos": [40, -160], "size": [520, 140], "flags": {},
+                         "order": len(ui_nodes), "mode": 0, "inputs": [], "outputs": [], "properties": {}, "widgets_values": [note]})
+    return {
+        "id": "00000000-0000-4000-8000-000000000000", "revision": 0,
+        "last_node_id": max(n["id"] for n in ui_nodes), "last_link_id": len(links),
+        "nodes": ui_nodes, "links": links, "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}}, "version": 0.4,
+    }
+
+
+def _columns(spec_nodes):
+    col = {}
+
+    def depth(n):
+        if n["id"] not in col:
+            col[n["id"]] = 1 + max((depth(next(m for m in spec_nodes if m["id"] == src)) for src, _ in n["inputs"].values()), default=-1)
+        return col[n["id"]]
+
+    for n in spec_nodes:
+        depth(n)
+    return col
+
+
+GENERATOR = "stylegan2-ffhq-config-f.pt"
+
+WORKFLOWS = {
+    "01_generate_faces": dict(
+        note="Generate a batch of faces with StyleGAN2 and save the images and their latents.\n"
+        "Put stylegan2-ffhq-config-f.pt in ComfyUI/models/stylegan (see the pack's README).",
+        nodes=[
+            node(1, "StyleCLIP_LoadGenerator", {"generator_name": GENERATOR, "ops_backend": "auto"}),
+            node(2, "StyleCLIP_SampleLatents", {"seed": 42, "batch_size": 4, "truncation_psi": 0.7}, {"generator": (1, 0)}),
+            node(3, "StyleCLIP_Synthesize", {"noise": "const"}, {"generator": (1, 0), "latents": (2, 0)}),
+            node(4, "SaveImage", {"filename_prefix": "styleclip/faces"}, {"images": (3, 0)}),
+            node(5, "StyleCLIP_SaveLatents", {"filename_prefix": "styleclip/faces_latents"}, {"latents": (2, 0)}),
+        ],
+    ),
+}
+
+
+def main():
+    import tempfile
+
+    from styleclip_core import tiny_models
+
+    comfy_harness.use_stub()
+    import folder_paths
+
+    with tempfile.TemporaryDirectory() as base:
+        folder_paths.set_base(base)
+        tiny_models.write_models_folder(os.path.join(base, "models"))
+        info = comfy_harness.object_info(comfy_harness.all_nodes())
+        for name, spec in WORKFLOWS.items():
+            path = os.path.join(ROOT, "workflows", name + ".json")
+            with open(path, "w") as f:
+                json.dump(build(spec["nodes"], info, spec.get("note")), f, indent=2)
+                f.write("\n")
+            print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""Run the pack's nodes and UI-format workflows the way ComfyUI does, without ComfyUI.
+
+* ``load_pack()`` imports the repository as a custom-node package (as ComfyUI does: a package
+  named after its folder), on top of the stand-in ComfyUI modules in ``tools/comfy_stub``.
+* ``ui_to_prompt()`` converts a workflow saved by the ComfyUI frontend (nodes, links,
+  widgets_values) to the API prompt the frontend queues, following the frontend's rules:
+  widget values in input order, one extra value after inputs with a seed control, muted
+  nodes dropped, bypassed nodes passing their inputs through.
+* ``execute()`` validates and runs a prompt in dependency order.
+It works from ``/object_info``-shaped node descriptions, so the same converter feeds a real
+ComfyUI server (tests/test_comfyui_server.py).
+"""
+from __future__ import annotations
+
+import asyncio
+import importlib.abc
+import importlib.util
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository = the pack
+STUB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "comfy_stub")
+PACK = "comfyui_styleclip"
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+
+
+def use_stub():
+    if STUB not in sys.path:
+        sys.path.insert(0, STUB)
+    import folder_paths  # noqa: F401
+
+
+class _AliasLibrary(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Make ``comfyui_styleclip.styleclip_core.*`` the very modules the tests import as
+    ``styleclip_core.*``, so objects pass between tests and nodes with one class identity."""
+
+    prefix = PACK + ".styleclip_core"
+
+    def find_spec(self, name, path=None, target=None):
+        if name == self.prefix or name.startswith(self.prefix + "."):
+            return importlib.util.spec_from_loader(name, self)
+        return None
+
+    def create_module(self, spec):
+        return importlib.import_module("styleclip_core" + spec.name[len(self.prefix):])
+
+    def exec_module(self, module):
+        pass
+
+
+def load_pack():
+    """The pack's top-level module, imported as ComfyUI imports a custom node folder."""
+    use_stub()
+    if PACK in sys.modules:
+        return sys.modules[PACK]
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    sys.meta_path.insert(0, _AliasLibrary())
+    spec = importlib.util.spec_from_file_location(PACK, os.path.join(ROOT, "__init__.py"), submodule_search_locations=[ROOT])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACK] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def pack_nodes() -> dict[str, type]:
+    pack = load_pack()
+    extension = asyncio.run(pack.comfy_entrypoint())
+    nodes = asyncio.run(extension.get_node_list())
+    return {n.define_schema().node_id: n for n in nodes}
+
+
+# ------------------------------------------------------------------------------------------
+# The core ComfyUI nodes our workflows use, with the real nodes' inputs and outputs.
+
+
+def _core_nodes():
+    use_stub()
+    import folder_paths
+    from comfy_api.latest import io
+
+    class SaveImage(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="SaveImage", category="image", is_output_node=True,
+                             inputs=[io.Image.Input("images"), io.String.Input("filename_prefix", default="ComfyUI")])
+
+        @classmethod
+        def execute(cls, images, filename_prefix):
+            folder, name, counter, sub, _ = folder_paths.get_save_image_path(filename_prefix, folder_paths.get_output_directory())
+            saved = []
+            for i, img in enumerate(images):
+                file = f"{name}_{counter + i:05}_.png"
+                Image.fromarray(np.clip(img.cpu().numpy() * 255, 0, 255).astype(np.uint8)).save(os.path.join(folder, file))
+                saved.append({"filename": file, "subfolder": sub, "type": "output"})
+            return io.NodeOutput(ui={"images": saved})
+
+    class PreviewImage(SaveImage):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="PreviewImage", category="image", is_output_node=True, inputs=[io.Image.Input("images")])
+
+        @classmethod
+        def execute(cls, images):
+            return io.NodeOutput(ui={"images": [{"shape": list(images.shape)}]})
+
+    class LoadImage(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            files = sorted(f for f in os.listdir(folder_paths.get_input_directory())) if os.path.isdir(folder_paths.get_input_directory()) else []
+            return io.Schema(node_id="LoadImage", category="image",
+                             inputs=[io.Combo.Input("image", options=files, upload=io.UploadType.image)],
+                             outputs=[io.Image.Output(), io.Mask.Output()])
+
+        @classmethod
+        def execute(cls, image):
+            img = Image.open(folder_paths.get_annotated_filepath(image))
+            rgb = torch.from_numpy(np.asarray(img.convert("RGB")).astype(np.float32) / 255)[None]
+            mask = (1 - torch.from_numpy(np.asarray(img.getchannel("A")).astype(np.float32) / 255))[None] if "A" in img.getbands() else torch.zeros(1, 64, 64)
+            return io.NodeOutput(rgb, mask)
+
+    class SolidMask(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="SolidMask", category="mask", outputs=[io.Mask.Output()],
+                             inputs=[io.Float.Input("value", default=1.0), io.Int.Input("width", default=512), io.Int.Input("height", default=512)])
+
+        @classmethod
+        def execute(cls, value, width, height):
+            return io.NodeOutput(torch.full((1, height, width), value))
+
+    class MaskComposite(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="MaskComposite", category="mask", outputs=[io.Mask.Output()], inputs=[
+                io.Mask.Input("destination"), io.Mask.Input("source"), io.Int.Input("x", default=0), io.Int.Input("y", default=0),
+                io.Combo.Input("operation", options=["multiply", "add", "subtract", "and", "or", "xor"])])
+
+        @classmethod
+        def execute(cls, destination, source, x, y, operation):
+            out = destination.reshape(-1, *destination.shape[-2:]).clone()
+            src = source.reshape(-1, *source.shape[-2:])
+            h, w = min(src.shape[-2], out.shape[-2] - y), min(src.shape[-1], out.shape[-1] - x)
+            region, s = out[:, y:y + h, x:x + w], src[:, :h, :w]
+            ops = {"multiply": lambda a, b: a * b, "add": lambda a, b: a + b, "subtract": lambda a, b: a - b,
+                   "and": lambda a, b: torch.logical_and(a.round().bool(), b.round().bool()).float(),
+                   "or": lambda a, b: torch.logical_or(a.round().bool(), b.round().bool()).float(),
+                   "xor": lambda a, b: torch.logical_xor(a.round().bool(), b.round().bool()).float()}
+            out[:, y:y + h, x:x + w] = ops[operation](region, s)
+            return io.NodeOutput(out.clamp(0, 1))
+
+    class GrowMask(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="GrowMask", category="mask", outputs=[io.Mask.Output()],
+                             inputs=[io.Mask.Input("mask"), io.Int.Input("expand", default=0), io.Boolean.Input("tapered_corners", default=True)])
+
+        @classmethod
+        def execute(cls, mask, expand, tapered_corners):
+            m = mask.reshape(-1, 1, *mask.shape[-2:])
+            for _ in range(abs(expand)):
+                m = torch.nn.functional.max_pool2d(m if expand > 0 else -m, 3, 1, 1) * (1 if expand > 0 else -1)
+            return io.NodeOutput(m[:, 0])
+
+    return {c.define_schema().node_id: c for c in (SaveImage, PreviewImage, LoadImage, SolidMask, MaskComposite, GrowMask)}
+
+
+def all_nodes() -> dict[str, type]:
+    return {**_core_nodes(), **pack_nodes()}
+
+
+def object_info(nodes: dict[str, type]) -> dict:
+    return {name: cls.object_info() for name, cls in nodes.items()}
+
+
+# ------------------------------------------------------------------------------------------
+# UI workflow -> API prompt (the frontend's graphToPrompt)
+
+
+def combo_options(spec: list) -> list | None:
+    """Options of a combo input in either /object_info form: [[options...], {...}] or ["COMBO", {"options": [...]}]."""
+    if isinstance(spec[0], list):
+        return spec[0]
+    if spec[0] == "COMBO":
+        return (spec[1] if len(spec) > 1 else {}).get("options", [])
+    return None
+
+
+def _widget_inputs(info: dict) -> list[tuple[str, list]]:
+    """Inputs that carry a widget, in input order (required, then optional)."""
+    out = []
+    for group in ("required", "optional"):
+        for name in info.get("input_order", {}).get(group, list(info["input"].get(group, {}))):
+            spec = info["input"][group][name]
+            kind = "COMBO" if combo_options(spec) is not None else spec[0]
+            opts = spec[1] if len(spec) > 1 else {}
+            if kind in WIDGET_TYPES and not opts.get("forceInput"):
+                out.append((name, spec))
+    return out
+
+
+def _has_control(name: str, spec: list) -> bool:
+    opts = spec[1] if len(spec) > 1 else {}
+    return bool(opts.get("control_after_generate")) or name in ("seed", "noise_seed")
+
+
+def ui_to_prompt(workflow: dict, info: dict) -> dict:
+    nodes = {str(n["id"]): n for n in workflow["nodes"]}
+    links = {}
+    for link in workflow.get("links", []):
+        link_id, src, src_slot, dst, dst_slot = (link["id"], link["origin_id"], link["origin_slot"], link["target_id"], link["target_slot"]) if isinstance(link, dict) else link[:5]
+        links[link_id] = (str(src), src_slot)
+
+    def resolve(src_id, slot):
+        """Follow bypassed nodes and reroutes back to a real output."""
+        node = nodes[src_id]
+        if node["type"] == "Reroute" or node.get("mode") == 4:
+            out_type = node["outputs"][slot]["type"] if node.get("outputs") else None
+            for inp in node.get("inputs", []):
+                if inp.get("link") is not None and (node["type"] == "Reroute" or inp.get("type") == out_type):
+                    return resolve(*links[inp["link"]])
+            return None
+        return [src_id, slot]
+
+    prompt = {}
+    for node_id, node in nodes.items():
+        if node.get("mode") in (2, 4) or node["type"] in ("Reroute", "Note", "MarkdownNote"):
+            continue
+        if node["type"] not in info:
+            raise KeyError(f"workflow node {node_id} has unknown type {node['type']!r} (missing node)")
+        node_info = info[node["type"]]
+        inputs = {}
+        values = list(node.get("widgets_values") or [])
+        if isinstance(node.get("widgets_values"), dict):
+            values_by_name = node["widgets_values"]
+            for name, _ in _widget_inputs(node_info):
+                if name in values_by_name:
+                    inputs[name] = values_by_name[name]
+        else:
+            i = 0
+            for name, spec in _widget_inputs(node_info):
+                if i >= len(values):
+                    break
+                inputs[name] = values[i]
+                i += 2 if _has_control(name, spec) else 1
+                opts = spec[1] if len(spec) > 1 else {}
+                if opts.get("image_upload"):
+                    i += 1  # the upload button's own value
+        for inp in node.get("inputs", []):
+            if inp.get("link") is not None:
+                source = resolve(*links[inp["link"]])
+                if source is not None:
+                    inputs[inp["name"]] = source
+        prompt[node_id] = {"class_type": node["type"], "inputs": inputs}
+    return prompt
+
+
+# ------------------------------------------------------------------------------------------
+# Execution
+
+
+def validate(prompt: dict, info: dict):
+    for node_id, node in prompt.items():
+        node_info = info[node["class_type"]]
+        for group in ("required", "optional"):
+            for name, spec in node_info["input"].get(group, {}).items():
+                if name not in node["inputs"]:
+                    if group == "required":
+                        raise ValueError(f"node {node_id} ({node['class_type']}): required input {name!r} is missing")
+                    continue
+                value = node["inputs"][name]
+                if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
+                    continue  # a link
+                options = combo_options(spec)
+                if options is not None and value not in options:
+                    raise ValueError(f"node {node_id} ({node['class_type']}): value {value!r} for {name!r} is not among the options {options[:5]}")
+                opts = spec[1] if len(spec) > 1 else {}
+                if spec[0] in ("INT", "FLOAT"):
+                    if "min" in opts and value < opts["min"] or "max" in opts and value > opts["max"]:
+                        raise ValueError(f"node {node_id} ({node['class_type']}): {name}={value} outside [{opts.get('min')}, {opts.get('max')}]")
+
+
+def execute(prompt: dict, nodes: dict[str, type]) -> dict:
+    """Run every output node's dependencies; returns {node_id: (outputs tuple, ui dict)}."""
+    info = object_info(nodes)
+    validate(prompt, info)
+    done: dict[str, tuple] = {}
+
+    def run(node_id):
+        if node_id in done:
+            return done[node_id]
+        node = prompt[node_id]
+        kwargs = {}
+        for name, value in node["inputs"].items():
+            if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and value[0] in prompt:
+                kwargs[name] = run(value[0])[0][value[1]]
+            else:
+                kwargs[name] = value
+        result = nodes[node["class_type"]].execute(**kwargs)
+        done[node_id] = (tuple(result.args), result.ui)
+        return done[node_id]
+
+    for node_id, node in prompt.items():
+        if info[node["class_type"]].get("output_node"):
+            run(node_id)
+    return done
+
+
+def run_workflow(path: str) -> dict:
+    with open(path) as f:
+        workflow = json.load(f)
+    nodes = all_nodes()
+    prompt = ui_to_prompt(workflow, object_info(nodes))
+    return execute(prompt, nodes)
