@@ -398,31 +398,52 @@ class Generator(nn.Module):
         noise="const",
         generator: torch.Generator | None = None,
         layer_hook: Callable[[int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+        start: tuple[int, torch.Tensor, torch.Tensor | None] | None = None,
     ) -> torch.Tensor:
         """StyleSpace -> image ``[B, 3, size, size]`` in about [-1, 1] (not clamped).
 
         ``layer_hook(resolution, features, rgb)`` runs after every resolution and may replace the
         feature map and the running RGB image (mask-local editing blends two passes there).
+        ``start=(layer, features, rgb)`` resumes from ``synthesis_state(...)`` at style layer
+        ``layer``: edits of that layer and later ones need not recompute what comes before.
         """
         if len(styles) != len(self.style_layers):
             raise ValueError(f"expected {len(self.style_layers)} style vectors, found {len(styles)}")
         styles = [s.reshape(s.shape[0], -1) for s in styles]
         batch = styles[0].shape[0]
         noise = self.make_noise(batch, noise, generator)
-
-        x = self.input(batch).contiguous(memory_format=self.memory_format)
-        x = self.conv1(x, styles[0], noise[0])
-        rgb = self.to_rgb1(x, styles[1])
-        if layer_hook is not None:
-            x, rgb = layer_hook(4, x, rgb)
-        for k in range(len(self.to_rgbs)):
-            s = 2 + 3 * k
-            x = self.convs[2 * k](x, styles[s], noise[1 + 2 * k])
-            x = self.convs[2 * k + 1](x, styles[s + 1], noise[2 + 2 * k])
-            rgb = self.to_rgbs[k](x, styles[s + 2], rgb)
-            if layer_hook is not None:
-                x, rgb = layer_hook(2 ** (k + 3), x, rgb)
+        if start is None:
+            first, x, rgb = 0, self.input(batch).contiguous(memory_format=self.memory_format), None
+        else:
+            first, x, rgb = start
+        x, rgb = self._run_layers(styles, noise, x, rgb, first, len(self.style_layers), layer_hook)
         return rgb.contiguous()
+
+    def synthesis_state(self, styles: Sequence[torch.Tensor], layer: int, noise="const") -> tuple[int, torch.Tensor, torch.Tensor | None]:
+        """(layer, features, rgb) just before style layer ``layer``, for ``synthesis(start=...)``."""
+        styles = [s.reshape(s.shape[0], -1) for s in styles]
+        batch = styles[0].shape[0]
+        x = self.input(batch).contiguous(memory_format=self.memory_format)
+        x, rgb = self._run_layers(styles, self.make_noise(batch, noise), x, None, 0, layer, None)
+        return layer, x, rgb
+
+    def _run_layers(self, styles, noise, x, rgb, first, stop, layer_hook):
+        # Style layer i: 0 conv1, 1 to_rgb1, then per resolution k: 2+3k convs[2k] (up),
+        # 3+3k convs[2k+1], 4+3k to_rgbs[k]; the hook follows each toRGB.
+        for i in range(first, stop):
+            if i == 0:
+                x = self.conv1(x, styles[0], noise[0])
+            elif i == 1:
+                rgb = self.to_rgb1(x, styles[1])
+            else:
+                k, j = divmod(i - 2, 3)
+                if j < 2:
+                    x = self.convs[2 * k + j](x, styles[i], noise[1 + 2 * k + j])
+                else:
+                    rgb = self.to_rgbs[k](x, styles[i], rgb)
+            if layer_hook is not None and self.style_layers[i].is_torgb:
+                x, rgb = layer_hook(self.style_layers[i].resolution, x, rgb)
+        return x, rgb
 
     def forward(self, w_plus: torch.Tensor, noise="const", generator: torch.Generator | None = None) -> torch.Tensor:
         """W or W+ -> image."""

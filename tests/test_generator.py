@@ -145,3 +145,12 @@ def test_bad_latent_shape_message(s32):
     g, _, _ = s32
     with pytest.raises(ValueError, match=r"W\+ \[B, 8, 64\].*found \[1, 9, 64\]"):
         g(torch.zeros(1, 9, 64))
+
+
+@torch.no_grad()
+def test_resuming_from_a_layer_equals_full_synthesis(s64):
+    g, T, _ = s64
+    styles = g.styles(T["in.wplus"])
+    full = g.synthesis(styles)
+    for layer in range(len(g.style_layers)):
+        torch.testing.assert_close(g.synthesis(styles, start=g.synthesis_state(styles, layer)), full, atol=1e-6, rtol=0)
