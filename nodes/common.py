@@ -13,12 +13,16 @@ from ..styleclip_core.render import to_unit_range
 # Socket types of the pack (never ComfyUI's own LATENT, which holds diffusion latents).
 Generator = io.Custom("SCLIP_GENERATOR")
 Latent = io.Custom("SCLIP_LATENT")
+Mapper = io.Custom("SCLIP_MAPPER")
+FaceParser = io.Custom("SCLIP_FACE_PARSER")
 
 CATEGORY = "StyleCLIP"
 
 # ComfyUI models subfolder -> file extensions that appear in its dropdowns.
 MODEL_FOLDERS: dict[str, tuple[str, ...]] = {
     "stylegan": (".pt", ".pth", ".pkl", ".safetensors"),
+    "styleclip_mappers": (".pt", ".pth", ".safetensors"),
+    "face_parsing": (".pth", ".pt"),
 }
 
 

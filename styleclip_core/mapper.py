@@ -202,7 +202,7 @@ def load_mapper(path: str) -> tuple[LatentMapper, dict | None]:
         raise CheckpointError(path, expected, f"mapper keys {sorted(state)[:6]}") from None
     if opts.get("work_in_stylespace") and mapper_type == "FullStyleSpaceMapper" and opts.get("mapper_type") == "WithoutToRGBStyleSpaceMapper":
         mapper_type = "WithoutToRGBStyleSpaceMapper"
-    keep = {k: opts[k] for k in ("description", "mapper_type", "no_coarse_mapper", "no_medium_mapper", "no_fine_mapper", "stylegan_size", "work_in_stylespace") if k in opts}
+    keep = {k: opts[k] for k in ("description", "mapper_type", "no_coarse_mapper", "no_medium_mapper", "no_fine_mapper", "stylegan_size", "work_in_stylespace", "tiny_stand_in") if k in opts}
     try:
         mapper = build_mapper(mapper_type, state, options=keep)
     except ValueError as e:

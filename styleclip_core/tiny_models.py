@@ -249,11 +249,49 @@ def write_tf_pkl(g: Generator, path: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# StyleCLIP mappers and the face parser
+
+
+def write_mapper_pt(path: str, description: str = "purple hair", seed: int = 0) -> str:
+    """A StyleCLIP LevelsMapper checkpoint in the official layout (``state_dict`` with ``mapper.*``
+    and the ``decoder.*`` generator, ``opts``), sized for the tiny generator."""
+    from .mapper import build_mapper
+
+    _no_overwrite(path)
+    g = tiny_generator()
+    torch.manual_seed(seed)
+    mapper = build_mapper("LevelsMapper", latent_dim=g.style_dim)
+    sd = {f"mapper.{k}": v for k, v in mapper.net.state_dict().items()}
+    sd.update({f"decoder.{k}": v for k, v in g.state_dict().items()})
+    opts = {"description": description, "mapper_type": "LevelsMapper", "no_coarse_mapper": False, "no_medium_mapper": False,
+            "no_fine_mapper": False, "stylegan_size": g.size, "work_in_stylespace": False, TINY_MARK: True}
+    torch.save({"state_dict": sd, "opts": opts}, path)
+    return path
+
+
+def write_face_parser(path: str, seed: int = 0) -> str:
+    """A small random BiSeNet under the release's key names (narrow widths)."""
+    from .face_parsing import BiSeNet
+
+    _no_overwrite(path)
+    torch.manual_seed(seed)
+    net = BiSeNet(widths=(8, 8, 16, 16), head=8, fuse=16)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.uniform_(0.5, 1.5)
+    torch.save(net.state_dict(), path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
 # models folder
 
 # model kind -> (ComfyUI models subfolder, official file name, writer(path))
 WRITERS: dict[str, tuple[str, str, callable]] = {
     "generator": ("stylegan", "stylegan2-ffhq-config-f.pt", lambda path: write_rosinality_pt(tiny_generator(), path)),
+    "mapper": ("styleclip_mappers", "purple_hair.pt", write_mapper_pt),
+    "face_parser": ("face_parsing", "79999_iter.pth", write_face_parser),
 }
 
 

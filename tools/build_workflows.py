@@ -20,6 +20,8 @@ import comfy_harness  # noqa: E402
 # Model files a workflow node needs: shown by the frontend when they are missing.
 MODELS = {
     "StyleCLIP_LoadGenerator": lambda w: [{"name": w["generator_name"], "directory": "stylegan"}],
+    "StyleCLIP_LoadMapper": lambda w: [{"name": w["mapper_name"], "directory": "styleclip_mappers"}],
+    "StyleCLIP_LoadFaceParser": lambda w: [{"name": w["parser_name"], "directory": "face_parsing"}],
 }
 
 
@@ -116,6 +118,8 @@ def _columns(spec_nodes):
 
 
 GENERATOR = "stylegan2-ffhq-config-f.pt"
+MAPPER = "purple_hair.pt"
+PARSER = "79999_iter.pth"
 
 WORKFLOWS = {
     "01_generate_faces": dict(
@@ -127,6 +131,50 @@ WORKFLOWS = {
             node(3, "StyleCLIP_Synthesize", {"noise": "const"}, {"generator": (1, 0), "latents": (2, 0)}),
             node(4, "SaveImage", {"filename_prefix": "styleclip/faces"}, {"images": (3, 0)}),
             node(5, "StyleCLIP_SaveLatents", {"filename_prefix": "styleclip/faces_latents"}, {"latents": (2, 0)}),
+        ],
+    ),
+    "04_mapper_edit": dict(
+        note="Edit sampled faces with a pretrained StyleCLIP latent mapper (one forward pass per edit).\n"
+        "Put a mapper (e.g. purple_hair.pt from the StyleCLIP release) in ComfyUI/models/styleclip_mappers; "
+        "official mappers bundle their 1024px FFHQ generator, used here.",
+        nodes=[
+            node(1, "StyleCLIP_LoadMapper", {"mapper_name": MAPPER}),
+            node(2, "StyleCLIP_SampleLatents", {"seed": 7, "batch_size": 4, "truncation_psi": 0.7}, {"generator": (1, 1)}),
+            node(3, "StyleCLIP_ApplyMapper", {"strength": 1.0}, {"generator": (1, 1), "mapper": (1, 0), "latents": (2, 0)}),
+            node(4, "StyleCLIP_Synthesize", {}, {"generator": (1, 1), "latents": (2, 0)}, title="Original"),
+            node(5, "StyleCLIP_Synthesize", {}, {"generator": (1, 1), "latents": (3, 0)}, title="Edited"),
+            node(6, "SaveImage", {"filename_prefix": "styleclip/mapper_original"}, {"images": (4, 0)}),
+            node(7, "SaveImage", {"filename_prefix": "styleclip/mapper_edited"}, {"images": (5, 0)}),
+        ],
+    ),
+    "05_local_edit_face_parsing": dict(
+        note="Confine an edit to the hair: the face parser makes a hair mask from the original image and "
+        "Local Edit blends the edited and original renderings with it at every generator resolution.\n"
+        "Needs purple_hair.pt (models/styleclip_mappers) and 79999_iter.pth (models/face_parsing).",
+        nodes=[
+            node(1, "StyleCLIP_LoadMapper", {"mapper_name": MAPPER}),
+            node(2, "StyleCLIP_SampleLatents", {"seed": 11, "batch_size": 2, "truncation_psi": 0.7}, {"generator": (1, 1)}),
+            node(3, "StyleCLIP_ApplyMapper", {"strength": 1.0}, {"generator": (1, 1), "mapper": (1, 0), "latents": (2, 0)}),
+            node(4, "StyleCLIP_Synthesize", {}, {"generator": (1, 1), "latents": (2, 0)}, title="Original"),
+            node(5, "StyleCLIP_LoadFaceParser", {"parser_name": PARSER}),
+            node(6, "StyleCLIP_FaceParsingMask", {"parts": "hair", "dilate": 8, "feather": 0.0}, {"face_parser": (5, 0), "images": (4, 0)}),
+            node(7, "StyleCLIP_LocalEdit", {"feather": 4.0, "blend_from": "8"}, {"generator": (1, 1), "original": (2, 0), "edited": (3, 0), "mask": (6, 0)}),
+            node(8, "SaveImage", {"filename_prefix": "styleclip/local_hair"}, {"images": (7, 0)}),
+            node(9, "SaveImage", {"filename_prefix": "styleclip/local_original"}, {"images": (4, 0)}),
+        ],
+    ),
+    "06_local_edit_core_masks": dict(
+        note="Local edit with core ComfyUI mask nodes only: the edit applies to the top 40% of the image "
+        "(a box built with Solid Mask and Mask Composite). Needs only purple_hair.pt.",
+        nodes=[
+            node(1, "StyleCLIP_LoadMapper", {"mapper_name": MAPPER}),
+            node(2, "StyleCLIP_SampleLatents", {"seed": 11, "batch_size": 2, "truncation_psi": 0.7}, {"generator": (1, 1)}),
+            node(3, "StyleCLIP_ApplyMapper", {"strength": 1.5}, {"generator": (1, 1), "mapper": (1, 0), "latents": (2, 0)}),
+            node(4, "SolidMask", {"value": 0.0, "width": 1024, "height": 1024}),
+            node(5, "SolidMask", {"value": 1.0, "width": 1024, "height": 410}),
+            node(6, "MaskComposite", {"x": 0, "y": 0, "operation": "add"}, {"destination": (4, 0), "source": (5, 0)}),
+            node(7, "StyleCLIP_LocalEdit", {"feather": 8.0, "blend_from": "8"}, {"generator": (1, 1), "original": (2, 0), "edited": (3, 0), "mask": (6, 0)}),
+            node(8, "SaveImage", {"filename_prefix": "styleclip/local_box"}, {"images": (7, 0)}),
         ],
     ),
 }

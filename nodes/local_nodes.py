@@ -1,0 +1,92 @@
+"""Mask-local editing and face parsing nodes."""
+from __future__ import annotations
+
+import folder_paths
+import torch
+from comfy_api.latest import io
+
+from ..styleclip_core.checkpoints import load_torch_file
+from ..styleclip_core.face_parsing import PARTS, BiSeNet, parse, part_mask, refine_mask
+from ..styleclip_core.local_edit import render_local_edit
+from ..styleclip_core.render import to_unit_range
+from .common import CATEGORY, FaceParser, Generator, Latent, device, model_files
+
+
+class LocalEdit(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StyleCLIP_LocalEdit",
+            display_name="Local Edit (Mask)",
+            category=CATEGORY + "/local",
+            description="Renders an edit only where the mask is white: the original and edited codes are rendered together and their "
+            "feature maps blended with the mask at every generator resolution. Outside the mask the image is the original.",
+            inputs=[
+                Generator.Input("generator", tooltip="The generator of both latents."),
+                Latent.Input("original", tooltip="Unedited codes."),
+                Latent.Input("edited", tooltip="Edited codes (from any edit node)."),
+                io.Mask.Input("mask", tooltip="Where the edit applies ([B,H,W] or one mask for all; any resolution), e.g. from Face Parsing Mask or core mask nodes."),
+                io.Float.Input("feather", default=2.0, min=0.0, max=64.0, step=0.5, tooltip="Gaussian softening of the mask edge, in pixels of the output image."),
+                io.Combo.Input("blend_from", options=["4", "8", "16", "32", "64"], default="8", tooltip="First generator resolution blended. Lower confines the edit more strictly; higher lets coarse changes (shape, pose) pass."),
+            ],
+            outputs=[io.Image.Output(display_name="images", tooltip="The locally edited images.")],
+        )
+
+    @classmethod
+    def execute(cls, generator, original, edited, mask, feather, blend_from) -> io.NodeOutput:
+        dev = generator.w_avg.device
+        images = render_local_edit(generator, original.to(dev), edited.to(dev), mask, feather, int(blend_from))
+        return io.NodeOutput(to_unit_range(images.cpu()))
+
+
+class LoadFaceParser(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StyleCLIP_LoadFaceParser",
+            display_name="Load Face Parser",
+            category=CATEGORY + "/local",
+            description="Loads the BiSeNet face parser (face-parsing.PyTorch 79999_iter.pth, 19 CelebAMask-HQ classes) from models/face_parsing.",
+            inputs=[io.Combo.Input("parser_name", options=model_files("face_parsing"), tooltip="Parser file in ComfyUI/models/face_parsing.")],
+            outputs=[FaceParser.Output(display_name="face_parser", tooltip="The face parser.")],
+        )
+
+    @classmethod
+    def execute(cls, parser_name) -> io.NodeOutput:
+        path = folder_paths.get_full_path_or_raise("face_parsing", parser_name)
+        state = load_torch_file(path, "a BiSeNet face parser state dict (79999_iter.pth)")
+        if not isinstance(state, dict):
+            from ..styleclip_core.errors import CheckpointError
+
+            raise CheckpointError(path, "a BiSeNet face parser state dict", type(state).__name__)
+        return io.NodeOutput(BiSeNet.from_state_dict(state, path).to(device()))
+
+
+class FaceParsingMask(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StyleCLIP_FaceParsingMask",
+            display_name="Face Parsing Mask",
+            category=CATEGORY + "/local",
+            description="Parses faces and returns the mask of the chosen parts. Parts: " + ", ".join(PARTS) + ".",
+            inputs=[
+                FaceParser.Input("face_parser", tooltip="From Load Face Parser."),
+                io.Image.Input("images", tooltip="Face images (aligned faces work best)."),
+                io.String.Input("parts", default="hair", tooltip="Comma-separated parts, e.g. 'hair' or 'mouth, nose'."),
+                io.Int.Input("dilate", default=0, min=-64, max=64, tooltip="Grow (positive) or shrink (negative) the mask by this many pixels."),
+                io.Float.Input("feather", default=0.0, min=0.0, max=64.0, step=0.5, tooltip="Gaussian softening of the mask edge, in pixels."),
+            ],
+            outputs=[io.Mask.Output(display_name="mask", tooltip="Mask [B,H,W] in 0..1 at the images' size.")],
+        )
+
+    @classmethod
+    def execute(cls, face_parser, images, parts, dilate, feather) -> io.NodeOutput:
+        dev = next(face_parser.parameters()).device
+        with torch.no_grad():
+            labels = parse(face_parser, images.to(dev))
+        mask = refine_mask(part_mask(labels, [p for p in parts.split(",") if p.strip()]), dilate, feather)
+        return io.NodeOutput(mask.cpu())
+
+
+NODES = [LocalEdit, LoadFaceParser, FaceParsingMask]
