@@ -172,7 +172,13 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_channel)
 
     def forward(self, x, s, noise):
-        return self.activate(self.noise(self.conv(x, s), noise))
+        out = self.conv(x, s)
+        if torch.is_grad_enabled() and out.requires_grad:
+            return self.activate(self.noise(out, noise))
+        # Outside autograd the conv output is ours alone: add noise and bias and activate in
+        # place, sparing three full-size temporaries per layer.
+        out.add_(noise * self.noise.weight)
+        return fused_leaky_relu(out, self.activate.bias, impl=self.activate.impl, inplace=True)
 
 
 class ToRGB(nn.Module):

@@ -59,3 +59,10 @@ def test_upfirdn2d_gradient():
 def test_bad_pad_length():
     with pytest.raises(ValueError, match="pad must have 2 or 4"):
         upfirdn2d(T["x"], T["kernel_blur"], pad=(1, 1, 1))
+
+
+def test_fused_leaky_relu_inplace_equals_out_of_place():
+    x = T["flrelu.4d.x"].clone()
+    out = fused_leaky_relu(x, T["flrelu.4d.bias"], impl="reference", inplace=True)
+    assert out.data_ptr() == x.data_ptr()
+    torch.testing.assert_close(out, T["flrelu.4d.out"], atol=TOL["atol"], rtol=TOL["rtol"])
