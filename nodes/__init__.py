@@ -5,6 +5,10 @@ from . import generator_nodes
 from .common import register_model_folders
 
 NODES: list[type[io.ComfyNode]] = [*generator_nodes.NODES]
+# issue 4: real photos
+from . import photo_nodes  # noqa: E402
+
+NODES += photo_nodes.NODES
 
 
 class StyleCLIPExtension(ComfyExtension):

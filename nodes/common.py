@@ -13,6 +13,9 @@ from ..styleclip_core.render import to_unit_range
 # Socket types of the pack (never ComfyUI's own LATENT, which holds diffusion latents).
 Generator = io.Custom("SCLIP_GENERATOR")
 Latent = io.Custom("SCLIP_LATENT")
+# issue 4: real photos
+E4E = io.Custom("SCLIP_E4E")
+Alignment = io.Custom("SCLIP_ALIGNMENT")  # list[styleclip_core.align.FaceAlignment], one per image
 
 CATEGORY = "StyleCLIP"
 
@@ -20,6 +23,9 @@ CATEGORY = "StyleCLIP"
 MODEL_FOLDERS: dict[str, tuple[str, ...]] = {
     "stylegan": (".pt", ".pth", ".pkl", ".safetensors"),
 }
+# issue 4: real photos
+MODEL_FOLDERS["e4e"] = (".pt", ".pth")
+MODEL_FOLDERS["mediapipe"] = (".task",)
 
 
 def register_model_folders():

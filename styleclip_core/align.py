@@ -163,6 +163,8 @@ def parse_points(text: str, batch_size: int) -> list[FacePoints]:
     every image) of 8 numbers, ``x y`` of the left eye centre, right eye centre, left mouth
     corner, right mouth corner (left/right as seen in the image), in pixels."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        raise ValueError("no points given: expected 8 numbers per image (x y of the left eye centre, right eye centre, left mouth corner, right mouth corner)")
     if len(lines) not in (1, batch_size):
         raise ValueError(f"points: {len(lines)} lines for {batch_size} images; give one line per image or one line for all")
     faces = []

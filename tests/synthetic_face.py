@@ -64,3 +64,20 @@ def write_face_png(path, **kwargs):
     pixels, pts = face_photo(**kwargs)
     Image.fromarray(pixels).save(path)
     return pts
+
+
+# The input image of the photo workflow in tests (written into ComfyUI's input folder).
+PORTRAIT = "portrait.png"
+PORTRAIT_ARGS = dict(width=320, height=288, center=(150.0, 130.0), angle_deg=12.0, scale=1.0)
+
+
+def portrait_points_text() -> str:
+    """The portrait's points as the Align Faces node's points input takes them."""
+    return " ".join(f"{v:.3f}" for v in face_points(PORTRAIT_ARGS["center"], PORTRAIT_ARGS["angle_deg"], PORTRAIT_ARGS["scale"]).array().flatten())
+
+
+def write_portrait(input_dir):
+    import os
+
+    os.makedirs(input_dir, exist_ok=True)
+    return write_face_png(os.path.join(input_dir, PORTRAIT), **PORTRAIT_ARGS)
