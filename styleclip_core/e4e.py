@@ -92,7 +92,10 @@ class Encoder4Editing(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Codes [B, style_count, style_dim] without the average latent (the reference encoder's output)."""
-        c1, c2, c3 = self.features(x)
+        return self.codes(*self.features(x))
+
+    def codes(self, c1: torch.Tensor, c2: torch.Tensor, c3: torch.Tensor) -> torch.Tensor:
+        """The style heads on the body taps: W = w0 on every row, plus a delta per row from the FPN level of that row."""
         w0 = self.styles[0](c3)
         deltas, features = [], c3
         for i in range(1, self.style_count):
