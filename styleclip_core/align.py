@@ -45,6 +45,16 @@ class FacePoints:
     def array(self) -> np.ndarray:
         return np.array([self.eye_left, self.eye_right, self.mouth_left, self.mouth_right], dtype=np.float64)
 
+    def oriented(self) -> "FacePoints":
+        """The same points with left and right swapped if they are mirrored: seen in the image,
+        turning from eye_left->eye_right to eyes->mouth is clockwise (y down) at any roll, as for
+        dlib's points on any face. Guards against a detector's or a user's opposite convention."""
+        el, er, ml, mr = self.array()
+        e2e, e2m = er - el, (ml + mr - el - er) / 2
+        if e2e[0] * e2m[1] - e2e[1] * e2m[0] >= 0:
+            return self
+        return FacePoints(self.eye_right, self.eye_left, self.mouth_right, self.mouth_left)
+
 
 def ffhq_quad(points: FacePoints) -> tuple[np.ndarray, float]:
     """The oriented crop square (corners top-left, bottom-left, bottom-right, top-right, in pixel
@@ -173,7 +183,7 @@ def parse_points(text: str, batch_size: int) -> list[FacePoints]:
         if len(numbers) != 8:
             raise ValueError(f"points line {i + 1}: expected 8 numbers (x y of left eye, right eye, left mouth corner, right mouth corner), found {len(numbers)}: {line!r}")
         p = np.array(numbers).reshape(4, 2)
-        faces.append(FacePoints(*map(tuple, p)))
+        faces.append(FacePoints(*map(tuple, p)).oriented())
     return faces * batch_size if len(faces) == 1 else faces
 
 
@@ -228,7 +238,7 @@ def points_from_mediapipe(landmarks: np.ndarray, width: int, height: int) -> Fac
     return FacePoints(
         tuple(px[list(MEDIAPIPE_EYE_LEFT)].mean(0)), tuple(px[list(MEDIAPIPE_EYE_RIGHT)].mean(0)),
         tuple(px[MEDIAPIPE_MOUTH_LEFT]), tuple(px[MEDIAPIPE_MOUTH_RIGHT]),
-    )
+    ).oriented()
 
 
 class MediaPipeLandmarker:

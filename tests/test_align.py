@@ -132,6 +132,8 @@ def test_parse_points():
     pts = align.parse_points("10,20 50,22 15,60 48.5,61e0\n\n1 2 3 4 5 6 7 8\n", 2)
     assert pts[0] == FacePoints((10, 20), (50, 22), (15, 60), (48.5, 61)) and pts[1].mouth_right == (7, 8)
     assert align.parse_points("1 2 3 4 5 6 7 8", 3) == [FacePoints((1, 2), (3, 4), (5, 6), (7, 8))] * 3
+    upright = FacePoints((10, 20), (50, 20), (15, 60), (45, 60))
+    assert align.parse_points("50 20 10 20 45 60 15 60", 1) == [upright]  # left/right typed the other way round
     with pytest.raises(ValueError, match="2 lines for 3 images"):
         align.parse_points("1 2 3 4 5 6 7 8\n1 2 3 4 5 6 7 8", 3)
 
@@ -170,6 +172,16 @@ def test_points_from_mediapipe_mesh():
     want = sf.face_points((120, 90), 8, 0.9)
     got = align.points_from_mediapipe(mesh_with(want, 200, 160), 200, 160)
     np.testing.assert_allclose(got.array(), want.array(), atol=1e-9)
+    # a mesh labelled the other way round (left/right swapped) gives the same points
+    mirrored = FacePoints(want.eye_right, want.eye_left, want.mouth_right, want.mouth_left)
+    np.testing.assert_allclose(align.points_from_mediapipe(mesh_with(mirrored, 200, 160), 200, 160).array(), want.array(), atol=1e-9)
+
+
+@pytest.mark.parametrize("angle", [0, 75, 160, -120])
+def test_oriented_keeps_correct_points_at_any_roll(angle):
+    p = sf.face_points((100, 100), angle, 1.0)
+    assert p.oriented() == p
+    assert FacePoints(p.eye_right, p.eye_left, p.mouth_right, p.mouth_left).oriented() == p
 
 
 @pytest.fixture
