@@ -22,7 +22,9 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from .e4e import Encoder4Editing
 from .generator import Generator
+from .irse import units_of
 
 TINY_GENERATOR = {"size": 64, "style_dim": 64, "n_mlp": 2, "channels": {4: 32, 8: 32, 16: 32, 32: 16, 64: 8}}
 TINY_MARK = "tiny_stand_in"  # top-level key in tiny .pt files: loaders say so in their report
@@ -259,9 +261,6 @@ TINY_E4E_STAGES = ((16, 16, 1), (16, 32, 1), (32, 48, 1), (48, 64, 1))
 def tiny_e4e(g: Generator, seed=0):
     """A small random ``Encoder4Editing`` producing W+ for ``g``, with BatchNorm statistics and
     PReLU slopes off their init values."""
-    from .e4e import Encoder4Editing
-    from .irse import units_of
-
     torch.manual_seed(seed)
     net = Encoder4Editing(units_of(TINY_E4E_STAGES), g.n_latent, g.style_dim)
     with torch.no_grad():
