@@ -15,6 +15,8 @@ Generator = io.Custom("SCLIP_GENERATOR")
 Latent = io.Custom("SCLIP_LATENT")
 Mapper = io.Custom("SCLIP_MAPPER")
 FaceParser = io.Custom("SCLIP_FACE_PARSER")
+E4E = io.Custom("SCLIP_E4E")
+Alignment = io.Custom("SCLIP_ALIGNMENT")  # list[styleclip_core.align.FaceAlignment], one per image
 
 CATEGORY = "StyleCLIP"
 
@@ -23,6 +25,8 @@ MODEL_FOLDERS: dict[str, tuple[str, ...]] = {
     "stylegan": (".pt", ".pth", ".pkl", ".safetensors"),
     "styleclip_mappers": (".pt", ".pth", ".safetensors"),
     "face_parsing": (".pth", ".pt"),
+    "e4e": (".pt", ".pth"),
+    "mediapipe": (".task",),
 }
 
 

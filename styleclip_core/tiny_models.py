@@ -22,7 +22,9 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from .e4e import Encoder4Editing
 from .generator import Generator
+from .irse import units_of
 
 TINY_GENERATOR = {"size": 64, "style_dim": 64, "n_mlp": 2, "channels": {4: 32, 8: 32, 16: 32, 32: 16, 64: 8}}
 TINY_MARK = "tiny_stand_in"  # top-level key in tiny .pt files: loaders say so in their report
@@ -249,6 +251,50 @@ def write_tf_pkl(g: Generator, path: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# e4e
+
+# IR-SE stages (in, out, units) of the tiny encoder: 4 stages as e4e's FPN needs, each changing
+# width (that is how a loader tells stage starts), widths >= 16 for the squeeze-excite reduction.
+TINY_E4E_STAGES = ((16, 16, 1), (16, 32, 1), (32, 48, 1), (48, 64, 1))
+
+
+def tiny_e4e(g: Generator, seed=0):
+    """A small random ``Encoder4Editing`` producing W+ for ``g``, with BatchNorm statistics and
+    PReLU slopes off their init values."""
+    torch.manual_seed(seed)
+    net = Encoder4Editing(units_of(TINY_E4E_STAGES), g.n_latent, g.style_dim)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.8, 1.2)
+                m.bias.uniform_(-0.1, 0.1)
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+            elif isinstance(m, torch.nn.PReLU):
+                m.weight.uniform_(0.1, 0.4)
+    net.latent_avg = g.w_avg.expand(g.n_latent, -1).clone()
+    return net.eval().requires_grad_(False)
+
+
+def write_e4e_pt(encoder, g: Generator, path: str, mark_tiny: bool = True) -> str:
+    """``{'state_dict': encoder.* + decoder.*, 'latent_avg': [n_latent, D], 'opts'}`` as in ``e4e_ffhq_encode.pt``."""
+    _no_overwrite(path)
+    state = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
+    state.update({f"decoder.{k}": v for k, v in g.state_dict().items()})
+    opts = {"encoder_type": "Encoder4Editing", "stylegan_size": g.size, "start_from_latent_avg": True, "dataset_type": "ffhq_encode"}
+    ckpt = {"state_dict": state, "latent_avg": encoder.latent_avg.clone(), "opts": opts}
+    if mark_tiny:
+        ckpt[TINY_MARK] = True
+    torch.save(ckpt, path)
+    return path
+
+
+def _write_tiny_e4e(path: str) -> str:
+    g = tiny_generator()
+    return write_e4e_pt(tiny_e4e(g), g, path)
+
+
+# ---------------------------------------------------------------------------------------------
 # StyleCLIP mappers and the face parser
 
 
@@ -292,6 +338,7 @@ WRITERS: dict[str, tuple[str, str, callable]] = {
     "generator": ("stylegan", "stylegan2-ffhq-config-f.pt", lambda path: write_rosinality_pt(tiny_generator(), path)),
     "mapper": ("styleclip_mappers", "purple_hair.pt", write_mapper_pt),
     "face_parser": ("face_parsing", "79999_iter.pth", write_face_parser),
+    "e4e": ("e4e", "e4e_ffhq_encode.pt", _write_tiny_e4e),
 }
 
 

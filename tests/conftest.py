@@ -49,5 +49,25 @@ def comfy(tmp_path_factory):
     base = tmp_path_factory.mktemp("comfy_home")
     folder_paths.set_base(str(base))
     tiny_models.write_models_folder(os.path.join(str(base), "models"))
+    write_test_inputs(os.path.join(str(base), "input"))
     nodes = comfy_harness.all_nodes()
     return type("ComfyHome", (), {"base": base, "nodes": nodes, "folder_paths": folder_paths, "harness": comfy_harness})
+
+
+# ---- photos ----------------------------------------------------------------------------------
+
+
+def write_test_inputs(input_dir):
+    """Images the workflows load from ComfyUI's input folder (made here, never committed)."""
+    import synthetic_face
+
+    synthetic_face.write_portrait(input_dir)
+
+
+def detector_free(workflow, info):
+    """The photo workflow finds faces with MediaPipe by default, whose model cannot be had in
+    tests: give Align Faces the synthetic portrait's known points instead."""
+    import comfy_harness
+    import synthetic_face
+
+    return comfy_harness.set_widgets(workflow, info, "StyleCLIP_AlignFaces", landmarks="points (from the points input)", points=synthetic_face.portrait_points_text())

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, detector_free, write_test_inputs
 
 COMFYUI = os.environ.get("COMFYUI_PATH")
 pytestmark = pytest.mark.skipif(not COMFYUI, reason="COMFYUI_PATH is not set")
@@ -47,6 +47,7 @@ def server(tmp_path_factory):
     os.makedirs(base / "custom_nodes")
     os.symlink(ROOT, base / "custom_nodes" / "ComfyUI-StyleCLIP")
     tiny_models.write_models_folder(str(base / "models"))
+    write_test_inputs(str(base / "input"))
     port = _free_port()
     log = open(base / "server.log", "w")
     proc = subprocess.Popen(
@@ -96,7 +97,7 @@ def test_workflow_in_real_comfyui(server, path):
         workflow = json.load(f)
     missing = {n["type"] for n in workflow["nodes"] if n["type"] not in info and n["type"] not in ("Note", "MarkdownNote", "Reroute")}
     assert not missing, f"missing nodes: {missing}"
-    prompt = comfy_harness.ui_to_prompt(workflow, info)
+    prompt = comfy_harness.ui_to_prompt(detector_free(workflow, info), info)
     reply = _post(url + "/prompt", {"prompt": prompt, "extra_data": {"extra_pnginfo": {"workflow": workflow}}})
     assert not reply.get("node_errors"), reply
     prompt_id = reply["prompt_id"]

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, detector_free
 
 WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))
 
@@ -19,7 +19,7 @@ def test_workflow_runs(comfy, path):
     with open(path) as f:
         workflow = json.load(f)
     info = comfy.harness.object_info(comfy.nodes)
-    prompt = comfy.harness.ui_to_prompt(workflow, info)
+    prompt = comfy.harness.ui_to_prompt(detector_free(workflow, info), info)
     results = comfy.harness.execute(prompt, comfy.nodes)
     saved = [img for _, ui in results.values() if ui and "images" in ui for img in ui["images"] if "filename" in img]
     for img in saved:

@@ -22,6 +22,8 @@ MODELS = {
     "StyleCLIP_LoadGenerator": lambda w: [{"name": w["generator_name"], "directory": "stylegan"}],
     "StyleCLIP_LoadMapper": lambda w: [{"name": w["mapper_name"], "directory": "styleclip_mappers"}],
     "StyleCLIP_LoadFaceParser": lambda w: [{"name": w["parser_name"], "directory": "face_parsing"}],
+    "StyleCLIP_LoadE4E": lambda w: [{"name": w["e4e_name"], "directory": "e4e"}],
+    "StyleCLIP_AlignFaces": lambda w: [{"name": w["landmarks"], "directory": "mediapipe"}] if w["landmarks"].endswith(".task") else [],
 }
 
 
@@ -179,6 +181,25 @@ WORKFLOWS = {
     ),
 }
 
+WORKFLOWS["03_invert_photo"] = dict(
+    note="Invert a real photo with e4e and paste the reconstruction back into it.\n"
+    "Needs e4e_ffhq_encode.pt in ComfyUI/models/e4e (it holds the generator too), and for face detection "
+    "'pip install mediapipe' + face_landmarker.task in ComfyUI/models/mediapipe. Without them, set Align Faces' "
+    "landmarks to points (type the eye and mouth positions) or to 'already aligned' for FFHQ-style crops. See the README.",
+    nodes=[
+        node(1, "LoadImage", {"image": "portrait.png"}),
+        node(2, "StyleCLIP_LoadE4E", {"e4e_name": "e4e_ffhq_encode.pt", "ops_backend": "auto"}),
+        node(3, "StyleCLIP_AlignFaces", {"landmarks": "face_landmarker.task", "output_size": "256", "points": ""}, {"images": (1, 0)}),
+        node(4, "StyleCLIP_InvertImages", {"chunk_size": 4}, {"e4e": (2, 0), "images": (3, 0)}),
+        node(5, "StyleCLIP_Synthesize", {"noise": "const"}, {"generator": (2, 1), "latents": (4, 0)}),
+        node(6, "StyleCLIP_PasteFaceBack", {"feather": 0.1}, {"photos": (1, 0), "faces": (5, 0), "alignment": (3, 1)}),
+        node(7, "SaveImage", {"filename_prefix": "styleclip/photo_reconstructed"}, {"images": (6, 0)}),
+        node(8, "PreviewImage", {}, {"images": (3, 0)}, title="Aligned face"),
+        node(9, "PreviewImage", {}, {"images": (5, 0)}, title="e4e reconstruction"),
+        node(10, "StyleCLIP_SaveLatents", {"filename_prefix": "styleclip/photo_latents"}, {"latents": (4, 0)}),
+    ],
+)
+
 
 def main():
     import tempfile
@@ -191,6 +212,7 @@ def main():
     with tempfile.TemporaryDirectory() as base:
         folder_paths.set_base(base)
         tiny_models.write_models_folder(os.path.join(base, "models"))
+        os.makedirs(os.path.join(base, "input"), exist_ok=True)
         info = comfy_harness.object_info(comfy_harness.all_nodes())
         for name, spec in WORKFLOWS.items():
             path = os.path.join(ROOT, "workflows", name + ".json")

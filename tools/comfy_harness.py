@@ -260,6 +260,23 @@ def ui_to_prompt(workflow: dict, info: dict) -> dict:
     return prompt
 
 
+def set_widgets(workflow: dict, info: dict, node_type: str, **values) -> dict:
+    """A copy of a UI workflow with widget values of every ``node_type`` node replaced by name."""
+    import copy
+
+    workflow = copy.deepcopy(workflow)
+    for node in workflow["nodes"]:
+        if node["type"] != node_type:
+            continue
+        i = 0
+        for name, spec in _widget_inputs(info[node_type]):
+            if name in values:
+                node["widgets_values"][i] = values[name]
+            i += 2 if _has_control(name, spec) else 1
+            i += 1 if (spec[1] if len(spec) > 1 else {}).get("image_upload") else 0
+    return workflow
+
+
 # ------------------------------------------------------------------------------------------
 # Execution
 

@@ -1,0 +1,328 @@
+"""FFHQ face alignment (as e4e's ``utils/alignment.py`` does it), face landmarks from MediaPipe,
+and pasting an edited aligned face back into the photo it came from.
+
+The alignment reproduces the reference pixel for pixel from the same eye and mouth points; it
+also records where the aligned square lies in the photo (``FaceAlignment``), which the reference
+throws away and ``paste_back`` needs. Coordinates: landmark points are pixel indices (the centre
+of pixel ``k`` is at ``k``, as dlib reports them); ``FaceAlignment.corners`` are continuous image
+coordinates (pixel ``k`` spans ``[k, k + 1]``, as PIL's transforms use them).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.ndimage
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+# Output size -> size of the quad transform before the final downscale: e4e aligns straight to
+# 256; the FFHQ recipe transforms at 4096 and downsamples to 1024.
+TRANSFORM_SIZE = {256: 256, 1024: 4096}
+
+
+class FaceNotFoundError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class FacePoints:
+    """The four points the FFHQ maths uses, in pixels: the centres of the eye on the image's left
+    (mean of dlib points 36-41) and on its right (42-47), the mouth corners (dlib 48 and 54)."""
+
+    eye_left: tuple[float, float]
+    eye_right: tuple[float, float]
+    mouth_left: tuple[float, float]
+    mouth_right: tuple[float, float]
+
+    @classmethod
+    def from_68(cls, lm) -> "FacePoints":
+        lm = np.asarray(lm, dtype=np.float64)
+        return cls(tuple(lm[36:42].mean(0)), tuple(lm[42:48].mean(0)), tuple(lm[48]), tuple(lm[54]))
+
+    def array(self) -> np.ndarray:
+        return np.array([self.eye_left, self.eye_right, self.mouth_left, self.mouth_right], dtype=np.float64)
+
+    def oriented(self) -> "FacePoints":
+        """The same points with left and right swapped if they are mirrored: seen in the image,
+        turning from eye_left->eye_right to eyes->mouth is clockwise (y down) at any roll, as for
+        dlib's points on any face. Guards against a detector's or a user's opposite convention."""
+        el, er, ml, mr = self.array()
+        e2e, e2m = er - el, (ml + mr - el - er) / 2
+        if e2e[0] * e2m[1] - e2e[1] * e2m[0] >= 0:
+            return self
+        return FacePoints(self.eye_right, self.eye_left, self.mouth_right, self.mouth_left)
+
+
+def ffhq_quad(points: FacePoints) -> tuple[np.ndarray, float]:
+    """The oriented crop square (corners top-left, bottom-left, bottom-right, top-right, in pixel
+    indices) and its side length, from eye and mouth points (FFHQ's ``recreate_aligned_images``)."""
+    eye_left, eye_right, mouth_left, mouth_right = points.array()
+    eye_avg = (eye_left + eye_right) * 0.5
+    eye_to_eye = eye_right - eye_left
+    mouth_avg = (mouth_left + mouth_right) * 0.5
+    eye_to_mouth = mouth_avg - eye_avg
+    x = eye_to_eye - np.flipud(eye_to_mouth) * [-1, 1]
+    x /= np.hypot(*x)
+    x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
+    y = np.flipud(x) * [-1, 1]
+    c = eye_avg + eye_to_mouth * 0.1
+    return np.stack([c - x - y, c - x + y, c + x + y, c + x - y]), float(np.hypot(*x) * 2)
+
+
+@dataclass(frozen=True)
+class FaceAlignment:
+    """Where an aligned face came from: the photo coordinates of the aligned square's corners
+    (top-left, bottom-left, bottom-right, top-right; continuous coordinates) and the photo's size."""
+
+    corners: tuple[tuple[float, float], ...]
+    image_size: tuple[int, int]  # (width, height)
+    output_size: int
+
+    def aligned_to_image(self) -> np.ndarray:
+        """2x3 affine map from the unit square of the aligned image (u right, v down) to photo
+        coordinates. The square is a rotated square, so PIL's bilinear QUAD map is affine."""
+        tl, bl, _, tr = np.asarray(self.corners, dtype=np.float64)
+        return np.stack([tr - tl, bl - tl, tl], axis=1)
+
+    def image_to_aligned(self) -> np.ndarray:
+        a = np.vstack([self.aligned_to_image(), [0, 0, 1]])
+        return np.linalg.inv(a)[:2]
+
+    def side(self) -> float:
+        """Side of the aligned square in photo pixels."""
+        c = np.asarray(self.corners)
+        return float(np.hypot(*(c[3] - c[0])))
+
+
+def _pil_rgb(image) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    return Image.fromarray(np.asarray(image, dtype=np.uint8)[..., :3], "RGB")
+
+
+def align_face(image, points: FacePoints, output_size: int = 256) -> tuple[np.ndarray, FaceAlignment]:
+    """Aligned crop (uint8 [S, S, 3]) of the face at ``points`` in ``image`` (PIL or uint8 [H, W, 3]),
+    exactly as e4e's ``align_face`` (S = 256) or the FFHQ script (S = 1024) crops it."""
+    if output_size not in TRANSFORM_SIZE:
+        raise ValueError(f"output size must be one of {sorted(TRANSFORM_SIZE)}, got {output_size}")
+    transform_size = TRANSFORM_SIZE[output_size]
+    img = _pil_rgb(image)
+    width, height = img.size
+    quad, qsize = ffhq_quad(points)
+    scale = np.array([1.0, 1.0])  # photo coordinates per working-image coordinate
+    offset = np.array([0.0, 0.0])  # working-image origin in (shrunk) photo coordinates
+
+    # Shrink.
+    shrink = int(np.floor(qsize / output_size * 0.5))
+    if shrink > 1:
+        rsize = (int(np.rint(float(img.size[0]) / shrink)), int(np.rint(float(img.size[1]) / shrink)))
+        img = img.resize(rsize, Image.Resampling.LANCZOS)
+        scale = np.array([width / rsize[0], height / rsize[1]])
+        quad /= shrink
+        qsize /= shrink
+
+    # Crop.
+    border = max(int(np.rint(qsize * 0.1)), 3)
+    crop = (int(np.floor(min(quad[:, 0]))), int(np.floor(min(quad[:, 1]))), int(np.ceil(max(quad[:, 0]))), int(np.ceil(max(quad[:, 1]))))
+    crop = (max(crop[0] - border, 0), max(crop[1] - border, 0), min(crop[2] + border, img.size[0]), min(crop[3] + border, img.size[1]))
+    if crop[2] - crop[0] < img.size[0] or crop[3] - crop[1] < img.size[1]:
+        img = img.crop(crop)
+        quad -= crop[0:2]
+        offset += crop[0:2]
+
+    # Pad: reflect the photo past its edges, blurred and faded toward its median colour.
+    pad = (int(np.floor(min(quad[:, 0]))), int(np.floor(min(quad[:, 1]))), int(np.ceil(max(quad[:, 0]))), int(np.ceil(max(quad[:, 1]))))
+    pad = (max(-pad[0] + border, 0), max(-pad[1] + border, 0), max(pad[2] - img.size[0] + border, 0), max(pad[3] - img.size[1] + border, 0))
+    if max(pad) > border - 4:
+        pad = np.maximum(pad, int(np.rint(qsize * 0.3)))
+        arr = np.pad(np.float32(img), ((pad[1], pad[3]), (pad[0], pad[2]), (0, 0)), "reflect")
+        h, w, _ = arr.shape
+        y, x, _ = np.ogrid[:h, :w, :1]
+        mask = np.maximum(1.0 - np.minimum(np.float32(x) / pad[0], np.float32(w - 1 - x) / pad[2]),
+                          1.0 - np.minimum(np.float32(y) / pad[1], np.float32(h - 1 - y) / pad[3]))
+        blur = qsize * 0.02
+        arr += (scipy.ndimage.gaussian_filter(arr, [blur, blur, 0]) - arr) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
+        arr += (np.median(arr, axis=(0, 1)) - arr) * np.clip(mask, 0.0, 1.0)
+        img = Image.fromarray(np.uint8(np.clip(np.rint(arr), 0, 255)), "RGB")
+        quad += pad[:2]
+        offset -= pad[:2]
+
+    # Transform.
+    img = img.transform((transform_size, transform_size), Image.Transform.QUAD, tuple((quad + 0.5).flatten()), Image.Resampling.BILINEAR)
+    if output_size < transform_size:
+        img = img.resize((output_size, output_size), Image.Resampling.LANCZOS)
+    corners = (quad + 0.5 + offset) * scale
+    alignment = FaceAlignment(tuple(map(tuple, corners.tolist())), (width, height), output_size)
+    return np.asarray(img), alignment
+
+
+def already_aligned(image, output_size: int = 256) -> tuple[np.ndarray, FaceAlignment]:
+    """A photo that is already an aligned crop: resized to ``output_size`` (bilinear, as e4e's
+    Resize does), its alignment is the whole image."""
+    img = _pil_rgb(image)
+    w, h = img.size
+    out = img if img.size == (output_size, output_size) else img.resize((output_size, output_size), Image.Resampling.BILINEAR)
+    return np.asarray(out), FaceAlignment(((0.0, 0.0), (0.0, float(h)), (float(w), float(h)), (float(w), 0.0)), (w, h), output_size)
+
+
+def parse_points(text: str, batch_size: int) -> list[FacePoints]:
+    """Face points typed by a user or written by another node: one line per image (or one line for
+    every image) of 8 numbers, ``x y`` of the left eye centre, right eye centre, left mouth
+    corner, right mouth corner (left/right as seen in the image), in pixels."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        raise ValueError("no points given: expected 8 numbers per image (x y of the left eye centre, right eye centre, left mouth corner, right mouth corner)")
+    if len(lines) not in (1, batch_size):
+        raise ValueError(f"points: {len(lines)} lines for {batch_size} images; give one line per image or one line for all")
+    faces = []
+    for i, line in enumerate(lines):
+        numbers = [float(v) for v in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", line)]
+        if len(numbers) != 8:
+            raise ValueError(f"points line {i + 1}: expected 8 numbers (x y of left eye, right eye, left mouth corner, right mouth corner), found {len(numbers)}: {line!r}")
+        p = np.array(numbers).reshape(4, 2)
+        faces.append(FacePoints(*map(tuple, p)).oriented())
+    return faces * batch_size if len(faces) == 1 else faces
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """ComfyUI IMAGE [B, H, W, C] in [0, 1] -> uint8 RGB, the pixels of the file it was loaded from."""
+    return (images[..., :3].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def align_faces(images: torch.Tensor, points: list[FacePoints] | None, output_size: int = 256) -> tuple[torch.Tensor, list[FaceAlignment]]:
+    """Align a batch [B, H, W, C] in [0, 1]; ``points=None`` means the images are already aligned crops."""
+    pixels = to_uint8(images)
+    results = [align_face(p, pts, output_size) if points is not None else already_aligned(p, output_size) for p, pts in zip(pixels, points or [None] * len(pixels))]
+    aligned = torch.from_numpy(np.stack([r[0] for r in results])).float() / 255
+    return aligned, [r[1] for r in results]
+
+
+# ---------------------------------------------------------------------------------------------
+# Landmarks
+
+
+def largest(faces: list[FacePoints]) -> FacePoints:
+    return max(faces, key=lambda f: ffhq_quad(f)[1])
+
+
+def detect_points(detector, images: torch.Tensor) -> list[FacePoints]:
+    """The largest face of every image, found by ``detector.detect(uint8 [H, W, 3]) -> [FacePoints]``."""
+    out = []
+    pixels = to_uint8(images)
+    for i, rgb in enumerate(pixels):
+        faces = detector.detect(rgb)
+        if not faces:
+            raise FaceNotFoundError(f"no face found in image {i} of the batch (images count from 0; {len(pixels)} in the batch)")
+        out.append(largest(faces))
+    return out
+
+
+# MediaPipe face mesh indices of dlib's eye contours (36-41, 42-47: corner, upper lid, corner,
+# lower lid) and mouth corners (48, 54). Left/right as seen in the image.
+MEDIAPIPE_EYE_LEFT = (33, 160, 158, 133, 153, 144)
+MEDIAPIPE_EYE_RIGHT = (362, 385, 387, 263, 373, 380)
+MEDIAPIPE_MOUTH_LEFT, MEDIAPIPE_MOUTH_RIGHT = 61, 291
+MEDIAPIPE_MISSING = (
+    "face detection needs MediaPipe: pip install mediapipe (in the Python that runs ComfyUI), and its "
+    "face_landmarker.task model in ComfyUI/models/mediapipe (see the StyleCLIP pack's README)"
+)
+
+
+def points_from_mediapipe(landmarks: np.ndarray, width: int, height: int) -> FacePoints:
+    """FacePoints from a MediaPipe face mesh (478 or 468 normalised [x, y] rows)."""
+    # normalised coordinates span the image's edges; subtract half a pixel for pixel indices
+    px = np.asarray(landmarks, dtype=np.float64)[:, :2] * [width, height] - 0.5
+    return FacePoints(
+        tuple(px[list(MEDIAPIPE_EYE_LEFT)].mean(0)), tuple(px[list(MEDIAPIPE_EYE_RIGHT)].mean(0)),
+        tuple(px[MEDIAPIPE_MOUTH_LEFT]), tuple(px[MEDIAPIPE_MOUTH_RIGHT]),
+    ).oriented()
+
+
+class MediaPipeLandmarker:
+    """MediaPipe's Face Landmarker (``face_landmarker.task``) behind ``detect(uint8 [H, W, 3])``."""
+
+    def __init__(self, model_path: str, max_faces: int = 8):
+        try:
+            import mediapipe as mp
+            from mediapipe.tasks.python import BaseOptions, vision
+        except ImportError:
+            raise ImportError(MEDIAPIPE_MISSING) from None
+        self._mp = mp
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=model_path), running_mode=vision.RunningMode.IMAGE, num_faces=max_faces
+        )
+        try:
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        except (RuntimeError, ValueError) as e:
+            raise ValueError(f"{model_path}: expected a MediaPipe face landmarker model (face_landmarker.task), MediaPipe says: {e}") from None
+
+    def detect(self, rgb: np.ndarray) -> list[FacePoints]:
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb[..., :3]))
+        result = self._landmarker.detect(image)
+        h, w = rgb.shape[:2]
+        return [points_from_mediapipe(np.array([[p.x, p.y] for p in face]), w, h) for face in result.face_landmarks]
+
+    def close(self):
+        self._landmarker.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Paste back
+
+
+def feather_mask(u: torch.Tensor, v: torch.Tensor, feather: float) -> torch.Tensor:
+    """1 inside the aligned square, easing to 0 at its edges over ``feather`` (a fraction of its side)."""
+    d = torch.minimum(torch.minimum(u, 1 - u), torch.minimum(v, 1 - v))
+    if feather <= 0:
+        return (d >= 0).float()
+    t = (d / feather).clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def paste_back(photos: torch.Tensor, faces: torch.Tensor, alignments: list[FaceAlignment], feather: float = 0.1, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Warp each aligned face [N, h, w, C] back into its photo [B, H, W, C] (N == B, or one photo
+    for N edits) through its alignment, blended with a feathered square mask (times ``mask``
+    [N or 1, h, w] in aligned coordinates when given). Returns the photos and the masks used [N, H, W]."""
+    n, b = faces.shape[0], photos.shape[0]
+    if len(alignments) != b:
+        raise ValueError(f"paste back: {len(alignments)} alignments for {b} photos; use the photos that were aligned")
+    if n != b and b != 1:
+        raise ValueError(f"paste back: {n} faces for {b} photos; give one face per photo, or one photo for all faces")
+    if mask is not None and mask.ndim == 2:
+        mask = mask[None]
+    if mask is not None and mask.shape[0] not in (1, n):
+        raise ValueError(f"paste back: the mask batch ({mask.shape[0]}) must be 1 or the number of faces ({n})")
+    height, width = photos.shape[1:3]
+    out, masks = [], []
+    for i in range(n):
+        photo, al = photos[i if b > 1 else 0], alignments[i if b > 1 else 0]
+        if al.image_size != (width, height):
+            raise ValueError(f"paste back: face {i} was aligned from a {al.image_size[0]}x{al.image_size[1]} image, but the photo is {width}x{height}")
+        inv = torch.from_numpy(al.image_to_aligned()).float()
+        ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32) + 0.5, torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij")
+        u = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
+        v = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
+        grid = torch.stack([2 * u - 1, 2 * v - 1], -1)[None]
+        face = faces[i, ..., :3].permute(2, 0, 1)[None].float()
+        side = max(1, int(round(al.side())))
+        if side < face.shape[-1]:
+            # where the face is smaller in the photo, shrink it first so the warp does not alias
+            face = F.interpolate(face, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
+        warped = F.grid_sample(face, grid, mode="bilinear", padding_mode="border", align_corners=False)[0].permute(1, 2, 0)
+        m = feather_mask(u, v, feather)
+        if mask is not None:
+            user = mask[i if mask.shape[0] > 1 else 0][None, None].float()
+            m = m * F.grid_sample(user, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0]
+        m = m.clamp(0, 1)
+        out.append(photo[..., :3] + (warped - photo[..., :3]) * m[..., None])
+        masks.append(m)
+    return torch.stack(out), torch.stack(masks)
