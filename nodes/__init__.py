@@ -4,7 +4,16 @@ from comfy_api.latest import ComfyExtension, io
 from . import generator_nodes
 from .common import register_model_folders
 
-NODES: list[type[io.ComfyNode]] = [*generator_nodes.NODES]
+# text edits
+from . import clip_nodes, loss_nodes, optimize_nodes  # noqa: E402
+
+NODES: list[type[io.ComfyNode]] = [
+    *generator_nodes.NODES,
+    # text edits
+    *clip_nodes.NODES,
+    *loss_nodes.NODES,
+    *optimize_nodes.NODES,
+]
 
 
 class StyleCLIPExtension(ComfyExtension):

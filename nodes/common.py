@@ -13,12 +13,19 @@ from ..styleclip_core.render import to_unit_range
 # Socket types of the pack (never ComfyUI's own LATENT, which holds diffusion latents).
 Generator = io.Custom("SCLIP_GENERATOR")
 Latent = io.Custom("SCLIP_LATENT")
+# text edits
+Clip = io.Custom("SCLIP_CLIP")
+ArcFace = io.Custom("SCLIP_ARCFACE")
+Loss = io.Custom("SCLIP_LOSS")
 
 CATEGORY = "StyleCLIP"
 
 # ComfyUI models subfolder -> file extensions that appear in its dropdowns.
 MODEL_FOLDERS: dict[str, tuple[str, ...]] = {
     "stylegan": (".pt", ".pth", ".pkl", ".safetensors"),
+    # text edits
+    "openclip": (".pt", ".pth", ".bin", ".safetensors"),
+    "arcface": (".pth", ".pt", ".safetensors"),
 }
 
 
@@ -72,3 +79,23 @@ def unique_output_path(filename_prefix: str, extension: str) -> tuple[str, str]:
         if not os.path.exists(path):
             return path, os.path.join(subfolder, name) if subfolder else name
         counter += 1
+
+
+# ---- text edits: model files users download themselves ----------------------------------
+
+MODEL_HINTS = {
+    "openclip": "OpenAI's CLIP ViT-B/32 (ViT-B-32.pt from OpenAI's CLIP release) or other open_clip weights",
+    "arcface": "the ArcFace IR-SE50 identity network (model_ir_se50.pth from the pSp / e4e release)",
+}
+
+
+def model_path(folder: str, filename: str) -> str:
+    """Full path of a model file; a missing one is an error that says which file goes where."""
+    path = folder_paths.get_full_path(folder, filename) if filename else None
+    if path is None:
+        places = ", ".join(folder_paths.get_folder_paths(folder)) or os.path.join(folder_paths.models_dir, folder)
+        raise FileNotFoundError(
+            f"model file {filename or '(none selected)'!r} not found in the '{folder}' model folder ({places}); "
+            f"put {MODEL_HINTS.get(folder, 'the file')} there and refresh (see the StyleCLIP README, Models)"
+        )
+    return path
