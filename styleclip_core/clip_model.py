@@ -155,7 +155,10 @@ class ClipModel:
     def text_direction(self, neutral: str, target: str, templates: bool = True) -> torch.Tensor:
         """Unit direction ``[D]`` from the neutral to the target text (StyleCLIP's ``GetDt``
         with ``templates=True``)."""
-        return F.normalize(self.text_features(target, templates) - self.text_features(neutral, templates), dim=-1)
+        change = self.text_features(target, templates) - self.text_features(neutral, templates)
+        if change.norm() < 1e-6:
+            raise ValueError(f"the texts {neutral!r} and {target!r} have the same CLIP embedding: there is no direction between them")
+        return change / change.norm()
 
     # ---- scores ----------------------------------------------------------------------------
 
@@ -256,8 +259,11 @@ def load_clip(path: str, architecture: str = AUTO, device="cpu", preprocessing: 
         mean = std = None
         name = f"{source} (OpenAI layout, {fmt})"
     else:
-        if architecture not in buildable_architectures():
-            raise ValueError(f"unknown or not offline-buildable open_clip architecture {architecture!r}; choose one of open_clip.list_models() without a Hugging Face text tower")
+        config = open_clip.get_model_config(architecture)
+        if config is None:
+            raise ValueError(f"unknown open_clip architecture {architecture!r}; choose one of open_clip.list_models()")
+        if {"hf_model_name", "hf_tokenizer_name"} & set(config.get("text_cfg", {})):
+            raise ValueError(f"open_clip architecture {architecture!r} needs a Hugging Face text model or tokenizer download, which this pack never does")
         net = open_clip.create_model(architecture, pretrained=None, device="cpu")
         for key in OPENAI_METADATA:
             state.pop(key, None)

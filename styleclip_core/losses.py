@@ -209,10 +209,11 @@ class PreparedLoss:
         self.terms = terms
 
     def __call__(self, ctx: EditContext) -> LossValue:
-        total = torch.zeros(ctx.image.shape[0], device=ctx.image.device, dtype=torch.float32)
-        parts = {}
+        total, parts = 0, {}
         for label, weight, fn in self.terms:
-            value = fn(ctx).float()
+            value = fn(ctx)
+            if value.dtype in (torch.float16, torch.bfloat16):  # under autocast
+                value = value.float()
             parts[label] = value
             total = total + weight * value
         return LossValue(total, parts)

@@ -93,6 +93,8 @@ class LatentOptimizer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _render(self, latents: Latents) -> torch.Tensor:
+        if self.amp_dtype is None:
+            return self.g.synthesis(latents.to_styles(self.g), noise=self.noise)
         with self._autocast():
             return self.g.synthesis(latents.to_styles(self.g), noise=self.noise).float()
 
