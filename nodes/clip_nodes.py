@@ -7,7 +7,7 @@ from comfy_api.latest import io
 from ..styleclip_core.arcface import load_arcface
 from ..styleclip_core.clip_model import AUTO, PREPROCESSING, buildable_architectures, load_clip
 from ..styleclip_core.render import from_unit_range
-from .common import CATEGORY, ArcFace, Clip, device, model_files, model_path
+from .common import CATEGORY, ArcFace, Clip, device, gradient_capable, model_files, model_path
 
 TINY = "TINY RANDOM STAND-IN (not the real model): "
 
@@ -43,7 +43,8 @@ class LoadCLIP(io.ComfyNode):
 
     @classmethod
     def execute(cls, clip_name, architecture, image_preprocessing) -> io.NodeOutput:
-        clip = load_clip(model_path("openclip", clip_name), architecture, device(), image_preprocessing)
+        with gradient_capable():
+            clip = load_clip(model_path("openclip", clip_name), architecture, device(), image_preprocessing)
         info = f"{clip.name}: {clip.image_size}px input, preprocessing '{clip.preprocessing}'"
         if clip.is_tiny_stand_in:
             info = TINY + info
@@ -67,7 +68,8 @@ class LoadArcFace(io.ComfyNode):
 
     @classmethod
     def execute(cls, arcface_name) -> io.NodeOutput:
-        net = load_arcface(model_path("arcface", arcface_name), device())
+        with gradient_capable():
+            net = load_arcface(model_path("arcface", arcface_name), device())
         info = f"{arcface_name}: ArcFace IR-SE with {len(net.body)} residual units"
         if net.is_tiny_stand_in:
             info = TINY + info

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 import comfy.model_management as mm
+import torch
 import comfy.utils
 import folder_paths
 from comfy_api.latest import io
@@ -46,6 +47,13 @@ def model_files(folder: str) -> list[str]:
 
 def device():
     return mm.get_torch_device()
+
+
+def gradient_capable():
+    """ComfyUI runs nodes under torch.inference_mode; tensors made there can never take part in
+    autograd. Models that gradient-based nodes differentiate through (generator, CLIP, ArcFace)
+    are loaded, and those nodes run, inside this context instead."""
+    return torch.inference_mode(False)
 
 
 class NodeProgress:

@@ -5,7 +5,7 @@ from comfy_api.latest import io
 
 from ..styleclip_core.optimize import optimize_latents
 from ..styleclip_core.render import to_unit_range
-from .common import CATEGORY, Generator, Latent, Loss, NodeProgress
+from .common import CATEGORY, Generator, Latent, Loss, NodeProgress, gradient_capable
 
 SPACE_OPTIONS = {"W+": "w+", "StyleSpace": "s"}
 
@@ -44,10 +44,11 @@ class OptimizeLatents(io.ComfyNode):
 
     @classmethod
     def execute(cls, generator, latents, loss, steps, learning_rate, space, noise, noise_seed, preview_every, mask=None) -> io.NodeOutput:
-        result = optimize_latents(
-            generator, latents, loss, steps, learning_rate, SPACE_OPTIONS[space], mask=mask, noise=noise, seed=noise_seed,
-            progress=NodeProgress(steps), preview_every=preview_every,
-        )
+        with gradient_capable():
+            result = optimize_latents(
+                generator, latents, loss, steps, learning_rate, SPACE_OPTIONS[space], mask=mask, noise=noise, seed=noise_seed,
+                progress=NodeProgress(steps), preview_every=preview_every,
+            )
         final = ", ".join(f"{label} {values.mean():.4f}" for label, values in result.history[-1].items())
         report = f"{loss.describe()}; last step (mean over {latents.batch_size} faces): {final}"
         return io.NodeOutput(result.latents, to_unit_range(result.images), ui={"text": (report,)})

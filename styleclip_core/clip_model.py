@@ -128,8 +128,10 @@ class ClipModel:
         return x
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """Generator images -> normalised embeddings ``[B, D]`` (differentiable)."""
-        return F.normalize(self.net.encode_image(self.prepare_images(images)), dim=-1)
+        """Generator images -> normalised embeddings ``[B, D]`` (differentiable; at least float32,
+        also under autocast, so that similarities near 0 or 1 keep their digits)."""
+        features = self.net.encode_image(self.prepare_images(images))
+        return F.normalize(features.to(torch.promote_types(features.dtype, torch.float32)), dim=-1)
 
     # ---- text ------------------------------------------------------------------------------
 
@@ -164,7 +166,8 @@ class ClipModel:
 
     def similarity(self, images: torch.Tensor, text: str) -> torch.Tensor:
         """Cosine similarity ``[B]`` of generator images to a prompt."""
-        return self.encode_images(images) @ self.text_features(text).to(images.dtype)
+        features = self.encode_images(images)
+        return (features * self.text_features(text).to(features.dtype)).sum(-1)
 
 
 # --------------------------------------------------------------------------------------------

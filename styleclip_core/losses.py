@@ -89,6 +89,11 @@ def latent_sq_distance(a: Latents, b: Latents) -> torch.Tensor:
     return sum((x - y).square().flatten(1).sum(1) for x, y in zip(a.styles, b.styles))
 
 
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    # Under autocast the networks return half precision; a similarity near 1 needs more digits.
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 class LossTerm:
     """One weighted term. Subclasses set ``kind`` and implement ``prepare`` and ``describe``."""
 
@@ -119,7 +124,8 @@ class ClipLoss(LossTerm):
         scale = self.clip.logit_scale / 100
 
         def term(c: EditContext):
-            return 1 - scale * (self.clip.encode_images(c.image) @ text.to(c.image.dtype))
+            features = self.clip.encode_images(c.image)
+            return 1 - scale * (features * text.to(features.dtype)).sum(-1)
 
         return term
 
@@ -152,7 +158,7 @@ class DirectionalClipLoss(LossTerm):
 
         def term(c: EditContext):
             change = self.clip.encode_images(c.image) - origin
-            return 1 - (change @ direction.to(change.dtype)) / change.norm(dim=-1).clamp_min(DIRECTION_MIN_NORM)
+            return 1 - (change * direction.to(change.dtype)).sum(-1) / change.norm(dim=-1).clamp_min(DIRECTION_MIN_NORM)
 
         return term
 
@@ -171,10 +177,10 @@ class IdentityLoss(LossTerm):
 
     def prepare(self, ctx):
         with torch.no_grad():
-            origin = identity_features(self.arcface, ctx.original_image)
+            origin = _at_least_float32(identity_features(self.arcface, ctx.original_image))
 
         def term(c: EditContext):
-            return 1 - (identity_features(self.arcface, c.image) * origin).sum(1)
+            return 1 - (_at_least_float32(identity_features(self.arcface, c.image)) * origin).sum(1)
 
         return term
 

@@ -53,6 +53,8 @@ class LatentOptimizer:
 
     def __init__(self, g: Generator, start: Latents, loss: LossSet, steps: int = 300, lr: float = 0.1, space: str = "w+",
                  mask: torch.Tensor | None = None, noise: str = "const", seed: int = 0, amp_dtype: torch.dtype | None = None):
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError("latent optimisation needs autograd; it cannot run under torch.inference_mode")
         if space not in SPACES:
             raise ValueError(f"space must be one of {SPACES}, found {space!r}")
         if steps < 1:
@@ -102,12 +104,13 @@ class LatentOptimizer:
         """One update; returns the terms' unweighted per-sample values before it."""
         lr = get_lr(self.step_index / self.steps, self.lr)
         self.optimizer.param_groups[0]["lr"] = lr
-        latents = self._current()
-        images = self._render(latents)
-        with self._autocast():
-            value = self.loss(self.context.edited(images, latents))
-        self.optimizer.zero_grad(set_to_none=True)
-        value.total.sum().backward()
+        with torch.enable_grad():
+            latents = self._current()
+            images = self._render(latents)
+            with self._autocast():
+                value = self.loss(self.context.edited(images, latents))
+            self.optimizer.zero_grad(set_to_none=True)
+            value.total.sum().backward()
         self.optimizer.step()
         parts = {k: v.detach().cpu() for k, v in value.parts.items()}
         self.history.append(parts)

@@ -129,20 +129,27 @@ def test_optimize_node(comfy):
     from comfy.utils import PROGRESS_LOG
 
     n = comfy.nodes
-    g = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "auto").args[0]
-    latents = n["StyleCLIP_SampleLatents"].execute(g, 3, 2, 0.7).args[0]
-    clip = n["StyleCLIP_LoadCLIP"].execute("ViT-B-32.pt", "auto", "styleclip").args[0]
-    arcface = n["StyleCLIP_LoadArcFace"].execute("model_ir_se50.pth").args[0]
-    loss = n["StyleCLIP_CLIPLoss"].execute(clip, "a person with purple hair", 1.0).args[0]
-    loss = n["StyleCLIP_IdentityLoss"].execute(arcface, 0.005, loss).args[0]
-    loss = n["StyleCLIP_LatentL2Loss"].execute(0.008, loss).args[0]
+
+    def run(node, *args):  # as ComfyUI runs a node
+        with torch.inference_mode():
+            return n[node].execute(*args)
+
+    g = run("StyleCLIP_LoadGenerator", "stylegan2-ffhq-config-f.pt", "auto").args[0]
+    latents = run("StyleCLIP_SampleLatents", g, 3, 2, 0.7).args[0]
+    clip = run("StyleCLIP_LoadCLIP", "ViT-B-32.pt", "auto", "styleclip").args[0]
+    arcface = run("StyleCLIP_LoadArcFace", "model_ir_se50.pth").args[0]
+    for model in (g, clip.net, arcface):
+        assert not any(p.is_inference() for p in model.parameters())
+    loss = run("StyleCLIP_CLIPLoss", clip, "a person with purple hair", 1.0).args[0]
+    loss = run("StyleCLIP_IdentityLoss", arcface, 0.005, loss).args[0]
+    loss = run("StyleCLIP_LatentL2Loss", 0.008, loss).args[0]
     PROGRESS_LOG.clear()
-    out = n["StyleCLIP_OptimizeLatents"].execute(g, latents, loss, 4, 0.1, "StyleSpace", "const", 0, 2, torch.ones(64, 64))
+    out = run("StyleCLIP_OptimizeLatents", g, latents, loss, 4, 0.1, "StyleSpace", "const", 0, 2, torch.ones(64, 64))
     edited, images = out.args
     assert edited.space == "s" and edited.batch_size == 2 and images.shape == (2, 64, 64, 3)
     assert "CLIP 'a person with purple hair'" in out.ui["text"][0]
     assert [(v, t) for v, t, _ in PROGRESS_LOG] == [(i, 4) for i in range(1, 5)] and PROGRESS_LOG[1][2] and PROGRESS_LOG[-1][2]
     mm.interrupt_current_processing(True)
     with pytest.raises(mm.InterruptProcessingException):
-        n["StyleCLIP_OptimizeLatents"].execute(g, latents, loss, 50, 0.1, "W+", "const", 0, 10)
+        run("StyleCLIP_OptimizeLatents", g, latents, loss, 50, 0.1, "W+", "const", 0, 10)
     assert not mm.processing_interrupted()
