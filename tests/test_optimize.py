@@ -117,6 +117,15 @@ def test_stylespace_codes_continue_in_stylespace_only():
         optimize_latents(g, first.latents, loss, steps=3, space="w+")
 
 
+def test_refuses_inference_mode_and_runs_under_no_grad():
+    g, loss, start = _toy()
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="inference_mode"):
+        optimize_latents(g, start, loss, steps=2)
+    with torch.no_grad():
+        result = optimize_latents(g, start, loss, steps=3)
+    assert not torch.equal(result.latents.w_plus, start.w_plus)
+
+
 def test_random_noise_matches_synthesize():
     g, loss, start = _toy()
     result = optimize_latents(g, start, loss, steps=2, noise="random", seed=11)
