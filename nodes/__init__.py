@@ -1,12 +1,15 @@
 """ComfyUI adapters: each node converts ComfyUI types, calls styleclip_core, reports progress."""
 from comfy_api.latest import ComfyExtension, io
 
-from . import generator_nodes, local_nodes, mapper_nodes, photo_nodes
+from . import clip_nodes, generator_nodes, local_nodes, loss_nodes, mapper_nodes, optimize_nodes, photo_nodes
 from .common import register_model_folders
 
 NODES: list[type[io.ComfyNode]] = [
     *generator_nodes.NODES,
     *photo_nodes.NODES,
+    *clip_nodes.NODES,
+    *loss_nodes.NODES,
+    *optimize_nodes.NODES,
     *mapper_nodes.NODES,
     *local_nodes.NODES,
 ]

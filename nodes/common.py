@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 import comfy.model_management as mm
+import torch
 import comfy.utils
 import folder_paths
 from comfy_api.latest import io
@@ -17,6 +18,9 @@ Mapper = io.Custom("SCLIP_MAPPER")
 FaceParser = io.Custom("SCLIP_FACE_PARSER")
 E4E = io.Custom("SCLIP_E4E")
 Alignment = io.Custom("SCLIP_ALIGNMENT")  # list[styleclip_core.align.FaceAlignment], one per image
+Clip = io.Custom("SCLIP_CLIP")
+ArcFace = io.Custom("SCLIP_ARCFACE")
+Loss = io.Custom("SCLIP_LOSS")
 
 CATEGORY = "StyleCLIP"
 
@@ -27,6 +31,8 @@ MODEL_FOLDERS: dict[str, tuple[str, ...]] = {
     "face_parsing": (".pth", ".pt"),
     "e4e": (".pt", ".pth"),
     "mediapipe": (".task",),
+    "openclip": (".pt", ".pth", ".bin", ".safetensors"),
+    "arcface": (".pth", ".pt", ".safetensors"),
 }
 
 
@@ -47,6 +53,13 @@ def model_files(folder: str) -> list[str]:
 
 def device():
     return mm.get_torch_device()
+
+
+def gradient_capable():
+    """ComfyUI runs nodes under torch.inference_mode; tensors made there can never take part in
+    autograd. Models that gradient-based nodes differentiate through (generator, CLIP, ArcFace)
+    are loaded, and those nodes run, inside this context instead."""
+    return torch.inference_mode(False)
 
 
 class NodeProgress:
@@ -80,3 +93,23 @@ def unique_output_path(filename_prefix: str, extension: str) -> tuple[str, str]:
         if not os.path.exists(path):
             return path, os.path.join(subfolder, name) if subfolder else name
         counter += 1
+
+
+# ---- text edits: model files users download themselves ----------------------------------
+
+MODEL_HINTS = {
+    "openclip": "OpenAI's CLIP ViT-B/32 (ViT-B-32.pt from OpenAI's CLIP release) or other open_clip weights",
+    "arcface": "the ArcFace IR-SE50 identity network (model_ir_se50.pth from the pSp / e4e release)",
+}
+
+
+def model_path(folder: str, filename: str) -> str:
+    """Full path of a model file; a missing one is an error that says which file goes where."""
+    path = folder_paths.get_full_path(folder, filename) if filename else None
+    if path is None:
+        places = ", ".join(folder_paths.get_folder_paths(folder)) or os.path.join(folder_paths.models_dir, folder)
+        raise FileNotFoundError(
+            f"model file {filename or '(none selected)'!r} not found in the '{folder}' model folder ({places}); "
+            f"put {MODEL_HINTS.get(folder, 'the file')} there and refresh (see the StyleCLIP README, Models)"
+        )
+    return path

@@ -10,7 +10,7 @@ from ..styleclip_core import checkpoints
 from ..styleclip_core.latents import load_latents, mix_latents, sample_latents, save_latents
 from ..styleclip_core.ops import BACKENDS, describe
 from ..styleclip_core.render import render, to_unit_range
-from .common import CATEGORY, Generator, Latent, NodeProgress, device, model_files, unique_output_path
+from .common import CATEGORY, Generator, Latent, NodeProgress, device, gradient_capable, model_files, unique_output_path
 
 LATENT_EXTENSIONS = (".safetensors", ".pt")
 
@@ -42,7 +42,8 @@ class LoadGenerator(io.ComfyNode):
     @classmethod
     def execute(cls, generator_name, ops_backend) -> io.NodeOutput:
         path = folder_paths.get_full_path_or_raise("stylegan", generator_name)
-        g = checkpoints.load_generator(path, device(), ops_backend)
+        with gradient_capable():
+            g = checkpoints.load_generator(path, device(), ops_backend)
         info = (
             f"{generator_name}: {g.size}px, W+ [{g.n_latent}, {g.style_dim}], mapping {g.n_mlp} layers, "
             f"{'W average from the file' if g.has_w_avg else 'no W average in the file (truncation uses the mean of 4096 samples)'}; "

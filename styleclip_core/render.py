@@ -25,6 +25,13 @@ def from_unit_range(images: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 1, 2).float() * 2 - 1
 
 
+def per_sample_noise(g: Generator, seed: int, start: int, count: int) -> list[torch.Tensor]:
+    """Random noise maps for samples ``start .. start+count-1`` of a batch, sample ``i`` drawn
+    from ``seed + i``, so an image does not depend on how a batch is split."""
+    per_sample = [g.make_noise(1, "random", torch.Generator().manual_seed(seed + i)) for i in range(start, start + count)]
+    return [torch.cat(maps) for maps in zip(*per_sample)]
+
+
 @torch.no_grad()
 def render(g: Generator, latents: Latents, noise: str = "const", seed: int = 0, chunk: int = 4, progress: Progress | None = None) -> torch.Tensor:
     """Render every code in ``latents`` -> [B, 3, size, size] in about [-1, 1], ``chunk`` at a time.
@@ -40,8 +47,7 @@ def render(g: Generator, latents: Latents, noise: str = "const", seed: int = 0, 
         part = latents.slice(start, min(start + chunk, total)).to(device)
         styles = part.to_styles(g)
         if noise == "random":
-            per_sample = [g.make_noise(1, "random", torch.Generator().manual_seed(seed + i)) for i in range(start, start + part.batch_size)]
-            images = g.synthesis(styles, noise=[torch.cat(maps) for maps in zip(*per_sample)])
+            images = g.synthesis(styles, noise=per_sample_noise(g, seed, start, part.batch_size))
         else:
             images = g.synthesis(styles, noise=noise)
         out.append(images.cpu())

@@ -331,6 +331,69 @@ def write_face_parser(path: str, seed: int = 0) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# CLIP and ArcFace (text edits)
+
+TINY_CLIP = {"embed_dim": 32, "vision_width": 64, "vision_layers": 1, "text_width": 64, "text_layers": 1}
+
+
+def write_openai_clip(path: str, seed: int = 0) -> str:
+    """A tiny random CLIP saved as OpenAI saved ``ViT-B-32.pt``: a traced TorchScript model in
+    OpenAI's key layout with half-precision weights and the ``input_resolution`` /
+    ``context_length`` / ``vocab_size`` tensors. Patch 32 on 224px images and the real BPE
+    vocabulary (49408 tokens, so the bundled tokenizer works); widths of 64 (one attention head,
+    open_clip infers heads as width/64) and one layer per tower. About 7 MB, almost all of it
+    the token embedding."""
+    import warnings
+
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    _no_overwrite(path)
+    c = TINY_CLIP
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = CLIP(
+            c["embed_dim"],
+            CLIPVisionCfg(layers=c["vision_layers"], width=c["vision_width"], patch_size=32, image_size=224),
+            CLIPTextCfg(context_length=77, vocab_size=49408, width=c["text_width"], heads=1, layers=c["text_layers"]),
+            quick_gelu=True,
+        ).eval()
+    for name, value in (("input_resolution", 224), ("context_length", 77), ("vocab_size", 49408), (TINY_MARK, 1)):
+        net.__dict__.pop(name, None)  # open_clip keeps the first two as plain ints; OpenAI's archive has tensors
+        net.register_buffer(name, torch.tensor(value))
+    image, text = torch.zeros(1, 3, 224, 224), torch.zeros(1, 77, dtype=torch.long)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit deprecation notices
+        traced = torch.jit.trace_module(net, {"forward": (image, text), "encode_image": (image,), "encode_text": (text,)})
+        traced.half()
+        traced.save(path)
+    return path
+
+
+def tiny_arcface_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """An ArcFace IR-SE backbone with four units (112 -> 7 px like IR-SE50) and 64-d embeddings,
+    random weights and batch-norm statistics, under the official key names."""
+    from .irse import ArcFaceBackbone
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = ArcFaceBackbone([(16, 16, 2), (16, 24, 2), (24, 32, 2), (32, 48, 2)], embedding=64)
+        state = net.state_dict()
+        for key, value in state.items():
+            if key.endswith("running_var"):
+                value.uniform_(0.5, 1.5)
+            elif key.endswith("running_mean") or (key.endswith(".bias") and value.is_floating_point()):
+                value.normal_(0, 0.1)
+    return state
+
+
+def write_arcface_pth(path: str, seed: int = 0) -> str:
+    """A plain state dict, as ``model_ir_se50.pth`` of the pSp/e4e release."""
+    _no_overwrite(path)
+    torch.save({**tiny_arcface_state(seed), TINY_MARK: torch.tensor(1)}, path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
 # models folder
 
 # model kind -> (ComfyUI models subfolder, official file name, writer(path))
@@ -339,6 +402,8 @@ WRITERS: dict[str, tuple[str, str, callable]] = {
     "mapper": ("styleclip_mappers", "purple_hair.pt", write_mapper_pt),
     "face_parser": ("face_parsing", "79999_iter.pth", write_face_parser),
     "e4e": ("e4e", "e4e_ffhq_encode.pt", _write_tiny_e4e),
+    "clip": ("openclip", "ViT-B-32.pt", write_openai_clip),
+    "arcface": ("arcface", "model_ir_se50.pth", write_arcface_pth),
 }
 
 

@@ -54,6 +54,16 @@ def comfy(tmp_path_factory):
     return type("ComfyHome", (), {"base": base, "nodes": nodes, "folder_paths": folder_paths, "harness": comfy_harness})
 
 
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory):
+    """A models folder with every tiny stand-in, written once per test session."""
+    from styleclip_core import tiny_models
+
+    base = str(tmp_path_factory.mktemp("tiny_models"))
+    tiny_models.write_models_folder(base)
+    return base
+
+
 # ---- photos ----------------------------------------------------------------------------------
 
 

@@ -6,7 +6,8 @@
   widgets_values) to the API prompt the frontend queues, following the frontend's rules:
   widget values in input order, one extra value after inputs with a seed control, muted
   nodes dropped, bypassed nodes passing their inputs through.
-* ``execute()`` validates and runs a prompt in dependency order.
+* ``execute()`` validates and runs a prompt in dependency order, each node under
+  ``torch.inference_mode()`` as ComfyUI's executor runs it.
 It works from ``/object_info``-shaped node descriptions, so the same converter feeds a real
 ComfyUI server (tests/test_comfyui_server.py).
 """
@@ -318,7 +319,8 @@ def execute(prompt: dict, nodes: dict[str, type]) -> dict:
                 kwargs[name] = run(value[0])[0][value[1]]
             else:
                 kwargs[name] = value
-        result = nodes[node["class_type"]].execute(**kwargs)
+        with torch.inference_mode():  # as ComfyUI's executor runs every node
+            result = nodes[node["class_type"]].execute(**kwargs)
         done[node_id] = (tuple(result.args), result.ui)
         return done[node_id]
 

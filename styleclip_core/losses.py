@@ -1,0 +1,258 @@
+"""Composable, weighted loss terms for text-driven edits (the ``SCLIP_LOSS`` socket's payload).
+
+A ``LossSet`` is an immutable, ordered collection of ``LossTerm``s; ``add`` returns a new set,
+so graph nodes can chain terms without changing what an upstream node produced. Every method
+that edits a face (latent optimisation, mapper training, ...) uses a set the same way:
+
+    ctx = EditContext.start(original_image, original_latents, mask)   # once per batch of faces
+    loss = loss_set.prepare(ctx)          # text features, the originals' ID features, ...
+    value = loss(ctx.edited(image, latents))   # per step: value.total [B], value.parts
+    value.total.sum().backward()
+
+A term returns one loss per sample (``[B]``), so a batch's total is a sum of independent
+per-sample losses and each sample's gradient is what it would be alone. ``value.total`` is
+``sum_k weight_k * term_k``; ``value.parts`` holds each term's unweighted ``[B]`` values by label.
+Terms with weight 0 are neither prepared nor evaluated.
+
+New terms (masked CLIP, region preservation, ...) subclass ``LossTerm``: ``prepare(ctx)`` returns
+a callable ``ctx -> [B]``; everything computed once per batch belongs in ``prepare``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .irse import ArcFaceBackbone, identity_features
+from .latents import Latents
+
+TermFn = Callable[["EditContext"], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class EditContext:
+    """What a loss term sees: the edited faces and the faces they started from.
+
+    * ``image``: edited generator images ``[B, 3, H, W]`` in about [-1, 1] (differentiable);
+    * ``latents``: the edited codes (W+ or StyleSpace ``Latents``; tensors may require grad);
+    * ``original_image`` / ``original_latents``: the unedited faces (no gradient);
+    * ``mask``: ``[B or 1, 1, H, W]`` in [0, 1] at the image's resolution (1 = the region the
+      edit is meant to change) or None. No term of this module reads it yet: it is carried for
+      mask-local terms.
+    """
+
+    image: torch.Tensor
+    latents: Latents
+    original_image: torch.Tensor
+    original_latents: Latents
+    mask: torch.Tensor | None = None
+
+    @staticmethod
+    def start(original_image: torch.Tensor, original_latents: Latents, mask: torch.Tensor | None = None) -> "EditContext":
+        """The context before any edit (edited == original), as ``prepare`` receives it."""
+        original_image = original_image.detach()
+        original_latents = original_latents.detach()
+        if mask is not None:
+            mask = resize_mask(mask, original_image.shape[-2:], original_image.shape[0]).to(original_image)
+        return EditContext(original_image, original_latents, original_image, original_latents, mask)
+
+    def edited(self, image: torch.Tensor, latents: Latents) -> "EditContext":
+        return replace(self, image=image, latents=latents)
+
+
+def resize_mask(mask: torch.Tensor, size, batch: int) -> torch.Tensor:
+    """A ComfyUI MASK ``[H, W]`` / ``[B, H, W]`` (or ``[B, 1, H, W]``) -> ``[B or 1, 1, h, w]``,
+    area-averaged (or bilinearly enlarged) to ``size``."""
+    m = mask.float()
+    if m.ndim == 2:
+        m = m[None]
+    if m.ndim == 3:
+        m = m[:, None]
+    if m.ndim != 4 or m.shape[1] != 1:
+        raise ValueError(f"a mask must be [H, W], [B, H, W] or [B, 1, H, W], found {list(mask.shape)}")
+    if m.shape[0] not in (1, batch):
+        raise ValueError(f"the mask batch ({m.shape[0]}) must be 1 or the number of faces ({batch})")
+    if tuple(m.shape[-2:]) != tuple(size):
+        mode = "area" if m.shape[-2] >= size[0] and m.shape[-1] >= size[1] else "bilinear"
+        m = F.interpolate(m, size=tuple(size), mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))
+    return m.clamp(0, 1)
+
+
+def latent_sq_distance(a: Latents, b: Latents) -> torch.Tensor:
+    """Per-sample sum of squared differences over every W+ row, or every StyleSpace layer, ``[B]``."""
+    if a.space != b.space:
+        raise ValueError(f"cannot compare {a.space} latents with {b.space} latents")
+    if a.w_plus is not None:
+        return (a.w_plus - b.w_plus).square().flatten(1).sum(1)
+    return sum((x - y).square().flatten(1).sum(1) for x, y in zip(a.styles, b.styles))
+
+
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    # Under autocast the networks return half precision; a similarity near 1 needs more digits.
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+class LossTerm:
+    """One weighted term. Subclasses set ``kind`` and implement ``prepare`` and ``describe``."""
+
+    kind = "term"
+
+    def __init__(self, weight: float):
+        self.weight = float(weight)
+
+    def prepare(self, ctx: EditContext) -> TermFn:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.kind
+
+
+class ClipLoss(LossTerm):
+    """StyleCLIP's CLIPLoss: ``1 - logits/100`` with ``logits = exp(logit_scale) * cos(image, text)``
+    (``1 - cos`` for OpenAI's ViT-B/32, whose scale is 100)."""
+
+    kind = "clip"
+
+    def __init__(self, clip, text: str, weight: float = 1.0):
+        super().__init__(weight)
+        self.clip, self.text = clip, text
+
+    def prepare(self, ctx):
+        text = self.clip.text_features(self.text)
+        scale = self.clip.logit_scale / 100
+
+        def term(c: EditContext):
+            features = self.clip.encode_images(c.image)
+            return 1 - scale * (features * text.to(features.dtype)).sum(-1)
+
+        return term
+
+    def describe(self):
+        return f"CLIP {self.text!r}"
+
+
+# Floor on the image-embedding change in the directional loss. At the first step the edited
+# image equals the original, the change is exactly zero and the cosine's gradient would be
+# ~1/eps; that one gradient would dominate Adam's second-moment estimate for hundreds of steps.
+# Above this norm (embeddings are unit vectors) the loss is exactly 1 - cos.
+DIRECTION_MIN_NORM = 1e-2
+
+
+class DirectionalClipLoss(LossTerm):
+    """``1 - cos(E_img(edit) - E_img(orig), E_txt(target) - E_txt(neutral))`` (StyleGAN-NADA's
+    directional loss) on normalised embeddings; the change's norm is floored at
+    ``DIRECTION_MIN_NORM``."""
+
+    kind = "directional_clip"
+
+    def __init__(self, clip, neutral: str, target: str, weight: float = 1.0):
+        super().__init__(weight)
+        self.clip, self.neutral, self.target = clip, neutral, target
+
+    def prepare(self, ctx):
+        direction = self.clip.text_direction(self.neutral, self.target, templates=False)
+        with torch.no_grad():
+            origin = self.clip.encode_images(ctx.original_image)
+
+        def term(c: EditContext):
+            change = self.clip.encode_images(c.image) - origin
+            return 1 - (change * direction.to(change.dtype)).sum(-1) / change.norm(dim=-1).clamp_min(DIRECTION_MIN_NORM)
+
+        return term
+
+    def describe(self):
+        return f"directional CLIP {self.neutral!r} -> {self.target!r}"
+
+
+class IdentityLoss(LossTerm):
+    """StyleCLIP's IDLoss per sample: ``1 - <f(edit), f(orig)>`` with ArcFace IR-SE50 features."""
+
+    kind = "identity"
+
+    def __init__(self, arcface: ArcFaceBackbone, weight: float = 0.005):
+        super().__init__(weight)
+        self.arcface = arcface
+
+    def prepare(self, ctx):
+        with torch.no_grad():
+            origin = _at_least_float32(identity_features(self.arcface, ctx.original_image))
+
+        def term(c: EditContext):
+            return 1 - (_at_least_float32(identity_features(self.arcface, c.image)) * origin).sum(1)
+
+        return term
+
+    def describe(self):
+        return "identity (ArcFace)"
+
+
+class LatentL2Loss(LossTerm):
+    """StyleCLIP's latent distance: sum of squared differences to the original codes over all
+    W+ rows / StyleSpace layers, per sample."""
+
+    kind = "latent_l2"
+
+    def __init__(self, weight: float = 0.008):
+        super().__init__(weight)
+
+    def prepare(self, ctx):
+        return lambda c: latent_sq_distance(c.latents, c.original_latents)
+
+    def describe(self):
+        return "latent L2"
+
+
+@dataclass(frozen=True)
+class LossValue:
+    total: torch.Tensor  # [B], weighted sum of the terms
+    parts: dict[str, torch.Tensor] = field(default_factory=dict)  # label -> unweighted [B]
+
+
+class PreparedLoss:
+    def __init__(self, terms: list[tuple[str, float, TermFn]]):
+        self.terms = terms
+
+    def __call__(self, ctx: EditContext) -> LossValue:
+        total, parts = 0, {}
+        for label, weight, fn in self.terms:
+            value = fn(ctx)
+            if value.dtype in (torch.float16, torch.bfloat16):  # under autocast
+                value = value.float()
+            parts[label] = value
+            total = total + weight * value
+        return LossValue(total, parts)
+
+
+@dataclass(frozen=True)
+class LossSet:
+    terms: tuple[LossTerm, ...] = ()
+
+    def add(self, term: LossTerm) -> "LossSet":
+        return LossSet(self.terms + (term,))
+
+    @property
+    def active(self) -> list[tuple[str, LossTerm]]:
+        """(unique label, term) of the terms with a non-zero weight."""
+        out, seen = [], {}
+        for term in self.terms:
+            if term.weight == 0:
+                continue
+            label = term.describe()
+            seen[label] = seen.get(label, 0) + 1
+            out.append((label if seen[label] == 1 else f"{label} #{seen[label]}", term))
+        return out
+
+    def prepare(self, ctx: EditContext) -> PreparedLoss:
+        if not self.active:
+            raise ValueError("the loss has no term with a non-zero weight; connect a CLIP loss")
+        return PreparedLoss([(label, term.weight, term.prepare(ctx)) for label, term in self.active])
+
+    def describe(self) -> str:
+        return " + ".join(f"{term.weight:g} x {label}" for label, term in self.active) or "(empty)"
+
+
+def chain(loss: LossSet | None, term: LossTerm) -> LossSet:
+    """``loss`` (or an empty set) with ``term`` added: what every loss node does."""
+    return (loss or LossSet()).add(term)
