@@ -2,6 +2,7 @@
 
   convert FILE [--out OUT]     any supported generator file -> .safetensors (never overwrites)
   tiny-models --models-dir DIR write tiny random stand-ins of every model (never overwrites)
+  check-models --models-dir DIR  which official files are present, missing or wrong
 """
 from __future__ import annotations
 
@@ -17,11 +18,20 @@ def main(argv=None):
     convert.add_argument("--out", help="output path (default: beside the input, .safetensors)")
     tiny = sub.add_parser("tiny-models", help="write tiny random-weight stand-ins under the official names")
     tiny.add_argument("--models-dir", required=True)
+    check = sub.add_parser("check-models", help="check a ComfyUI models folder against the pack's model list")
+    check.add_argument("--models-dir", required=True)
+    check.add_argument("--quick", action="store_true", help="presence and published checksums only; do not load the files")
     args = parser.parse_args(argv)
     if args.command == "convert":
         from .checkpoints import convert_to_safetensors
 
         print("wrote", convert_to_safetensors(args.file, args.out))
+    elif args.command == "check-models":
+        from .model_catalog import check_models, format_report
+
+        rows = check_models(args.models_dir, verify=not args.quick)
+        print(format_report(rows))
+        return 1 if any(status == "PROBLEM" for _, status, _ in rows) else 0
     elif args.command == "tiny-models":
         from .tiny_models import main as tiny_main
 

@@ -1,0 +1,185 @@
+"""The model files the pack uses, where they go and where they come from, and a check of a
+models folder against that list (``python -m styleclip_core check-models --models-dir DIR``).
+
+A file is verified by loading it with the pack's own safe loader and comparing the architecture
+it describes with the official one (and by its SHA-256 where the publisher states it), so a
+truncated download, a wrong file under the right name, or a tiny stand-in is reported.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    kind: str
+    filename: str
+    folder: str  # under ComfyUI/models
+    source: str
+    licence: str
+    size: str  # as published / as the official architecture implies
+    used_by: str
+    check: Callable[[str], str]  # returns a one-line description; raises on a wrong file
+    sha256: str | None = None  # stated by the publisher (prefix match is enough)
+    required: bool = False
+    alternatives: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _generator(path):
+    from .checkpoints import load_generator
+    from .generator import stylegan2_channels
+
+    g = load_generator(path)
+    if g.is_tiny_stand_in:
+        raise ValueError("a tiny random stand-in, not the real model")
+    if (g.size, g.style_dim, g.n_mlp) != (1024, 512, 8) or g.channels != stylegan2_channels(1024):
+        raise ValueError(f"a StyleGAN2 generator, but {g.size}px / style {g.style_dim} / {g.n_mlp} mapping layers, not FFHQ config-f 1024")
+    return f"StyleGAN2 1024px config-f, W average {'present' if g.has_w_avg else 'absent'}"
+
+
+def _e4e(path):
+    from .e4e import load_e4e
+
+    enc, g = load_e4e(path)
+    if getattr(enc, "is_tiny_stand_in", False):
+        raise ValueError("a tiny random stand-in, not the real model")
+    if enc.style_count != 18 or len(enc.body) != 24 or g.size != 1024:
+        raise ValueError(f"an e4e encoder, but {len(enc.body)} IR-SE units / {enc.style_count} styles / {g.size}px generator, not the FFHQ encoder")
+    return "e4e IR-SE50 encoder, 18 W+ rows, with its 1024px generator"
+
+
+def _clip(path):
+    from .clip_model import load_clip
+
+    clip = load_clip(path)
+    dim = clip.encode_texts(["a face"]).shape[-1]
+    if dim != 512 or clip.image_size != 224:
+        raise ValueError(f"a CLIP model with {dim}-d embeddings at {clip.image_size}px, not ViT-B/32")
+    return f"CLIP ({clip.name}), 512-d, 224px"
+
+
+def _arcface(path):
+    from .arcface import load_arcface
+    from .irse import IR_SE50, units_of
+
+    net = load_arcface(path)
+    units = [(m.res_layer[1].in_channels, m.res_layer[1].out_channels) for m in net.body]
+    if units != [(a, b) for a, b, _ in units_of(IR_SE50)]:
+        raise ValueError(f"an IR-SE backbone with {len(units)} units, not IR-SE50")
+    return "ArcFace IR-SE50"
+
+
+def _mapper(path):
+    from .mapper import load_mapper
+
+    mapper, decoder = load_mapper(path)
+    if mapper.options.get("tiny_stand_in"):
+        raise ValueError("a tiny random stand-in, not the real model")
+    return f"{mapper.mapper_type} for {mapper.options.get('description', '?')!r}" + (", with its generator" if decoder else "")
+
+
+def _parser(path):
+    from .checkpoints import load_torch_file
+    from .face_parsing import BiSeNet
+
+    net = BiSeNet.from_state_dict(load_torch_file(path, "a BiSeNet face parser"), path)
+    widths = tuple(getattr(net.cp.resnet, f"layer{i}")[0].conv1.out_channels for i in range(1, 5))
+    if widths != (64, 128, 256, 512):
+        raise ValueError(f"a BiSeNet with widths {widths}, not the released ResNet18 one")
+    return "BiSeNet face parser, 19 classes"
+
+
+def _mediapipe(path):
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+    except zipfile.BadZipFile:
+        raise ValueError("not a MediaPipe task bundle (a zip archive)") from None
+    if not {"face_detector.tflite", "face_landmarks_detector.tflite"} <= names:
+        raise ValueError(f"a task bundle without the face detector and landmarker models ({sorted(names)[:4]})")
+    return "MediaPipe face landmarker bundle"
+
+
+def _fs3(path):
+    from .global_directions import load_fs3
+
+    fs3 = load_fs3(path)
+    if fs3.ndim != 2 or fs3.shape[1] != 512 or fs3.shape[0] not in (5376, 6048):
+        raise ValueError(f"an array of shape {list(fs3.shape)}, not [5376 or 6048, 512]")
+    return f"channel relevance fs3 {list(fs3.shape)}"
+
+
+NC = "non-commercial"
+CATALOG: list[ModelFile] = [
+    ModelFile("generator", "stylegan2-ffhq-config-f.pt", "stylegan",
+              "rosinality's conversion of NVIDIA's FFHQ config-f: https://drive.google.com/file/d/1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT (linked by StyleCLIP and e4e)",
+              f"NVIDIA Source Code License-NC ({NC}); trained on FFHQ (CC BY-NC-SA 4.0)", "about 133 MB of generator weights (33.2 M values; files that also keep the training copies g/d are larger)",
+              "every method (optional when e4e_ffhq_encode.pt or an official mapper is used: they contain this generator)", _generator,
+              alternatives=("stylegan2-ffhq-config-f.pkl (NVIDIA TensorFlow, https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/stylegan2-ffhq-config-f.pkl)",
+                            "ffhq.pkl (stylegan2-ada-pytorch, https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/ffhq.pkl)")),
+    ModelFile("e4e", "e4e_ffhq_encode.pt", "e4e",
+              "encoder4editing release 'FFHQ Inversion': https://drive.google.com/file/d/1cUv_reLE6k3604or78EranS7XzuVMWeO",
+              f"MIT (code); its bundled StyleGAN2 generator: NVIDIA Source Code License-NC ({NC})", "about 1.2 GB (267 M encoder + 33 M generator values)",
+              "real photos (Invert Images); also provides the generator", _e4e),
+    ModelFile("clip", "ViT-B-32.pt", "openclip",
+              "OpenAI CLIP ViT-B/32: https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+              "MIT (OpenAI CLIP)", "about 338 MB", "text edits (CLIP losses, global directions, CLIP Score)", _clip,
+              sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"),
+    ModelFile("arcface", "model_ir_se50.pth", "arcface",
+              "pSp / e4e release 'IR-SE50 Model' (from TreB1eN's InsightFace_Pytorch): https://drive.google.com/file/d/1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn",
+              "MIT (code); trained on MS-Celeb-1M (research use)", "about 175 MB (43.8 M values)", "identity loss (optional)", _arcface),
+    ModelFile("mapper", "purple_hair.pt", "styleclip_mappers",
+              "StyleCLIP pretrained mappers (utils.py of the StyleCLIP repository), e.g. purple_hair.pt: https://drive.google.com/uc?id=14H0CGXWxePrrKIYmZnDD2Ccs65EEww75; "
+              "also afro, angry, beyonce, bobcut, bowlcut, curly_hair, depp, hilary_clinton, mohawk, surprised, taylor_swift, trump, zuckerberg",
+              f"MIT (StyleCLIP); the bundled generator: NVIDIA Source Code License-NC ({NC})", "about 146 MB each (3.2 M mapper + 33 M generator values)",
+              "latent mappers", _mapper),
+    ModelFile("face_parser", "79999_iter.pth", "face_parsing",
+              "face-parsing.PyTorch release: https://drive.google.com/open?id=154JgKpzCPW82qINcVieuPH3fZ2e0P812",
+              f"MIT (code); trained on CelebAMask-HQ ({NC} research use)", "about 51 MB", "Face Parsing Mask (mask-local edits)", _parser),
+    ModelFile("landmarks", "face_landmarker.task", "mediapipe",
+              "MediaPipe Face Landmarker: https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/latest/face_landmarker.task "
+              "(needs `pip install mediapipe`)", "Apache-2.0", "about 3.6 MB", "Align Faces (detecting faces in photos)", _mediapipe),
+    ModelFile("fs3", "fs3.npy", "styleclip_global",
+              "StyleCLIP repository, global_torch/npy/ffhq/fs3.npy (or compute it with Channel Relevance)", "MIT (StyleCLIP)",
+              "about 12 MB (6048 x 512 float32)", "global directions", _fs3),
+]
+
+
+def sha256(path: str, chunk: int = 1 << 24) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_models(models_dir: str, verify: bool = True) -> list[tuple[ModelFile, str, str]]:
+    """(entry, status, detail) per catalog file: status is OK, MISSING or PROBLEM."""
+    rows = []
+    for entry in CATALOG:
+        path = os.path.join(models_dir, entry.folder, entry.filename)
+        if not os.path.isfile(path):
+            rows.append((entry, "MISSING", f"put it in {os.path.join(models_dir, entry.folder)}; source: {entry.source}"))
+            continue
+        if entry.sha256:
+            digest = sha256(path)
+            if not digest.startswith(entry.sha256):
+                rows.append((entry, "PROBLEM", f"SHA-256 {digest[:16]}... differs from the published {entry.sha256[:16]}...; download it again"))
+                continue
+        if not verify:
+            rows.append((entry, "OK", f"{os.path.getsize(path) / 1e6:.0f} MB (not verified)"))
+            continue
+        try:
+            rows.append((entry, "OK", entry.check(path)))
+        except Exception as e:  # noqa: BLE001 - every failure of a file is reported, not raised
+            rows.append((entry, "PROBLEM", f"{type(e).__name__}: {e}"))
+    return rows
+
+
+def format_report(rows) -> str:
+    width = max(len(f"{e.folder}/{e.filename}") for e, _, _ in rows)
+    return "\n".join(f"{status:<8} {e.folder + '/' + e.filename:<{width}}  {detail}" for e, status, detail in rows)
