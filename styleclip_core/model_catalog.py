@@ -19,6 +19,7 @@ class ModelFile:
     kind: str
     filename: str
     folder: str  # under ComfyUI/models
+    url: str  # where the file is published (what a workflow's missing-model notice links to)
     source: str
     licence: str
     size: str  # as published / as the official architecture implies
@@ -116,37 +117,48 @@ def _fs3(path):
 NC = "non-commercial"
 CATALOG: list[ModelFile] = [
     ModelFile("generator", "stylegan2-ffhq-config-f.pt", "stylegan",
-              "rosinality's conversion of NVIDIA's FFHQ config-f: https://drive.google.com/file/d/1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT (linked by StyleCLIP and e4e)",
+              "https://drive.google.com/file/d/1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT",
+              "rosinality's conversion of NVIDIA's FFHQ config-f, linked by StyleCLIP and e4e",
               f"NVIDIA Source Code License-NC ({NC}); trained on FFHQ (CC BY-NC-SA 4.0)", "about 133 MB of generator weights (33.2 M values; files that also keep the training copies g/d are larger)",
               "every method (optional when e4e_ffhq_encode.pt or an official mapper is used: they contain this generator)", _generator,
               alternatives=("stylegan2-ffhq-config-f.pkl (NVIDIA TensorFlow, https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/stylegan2-ffhq-config-f.pkl)",
                             "ffhq.pkl (stylegan2-ada-pytorch, https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/ffhq.pkl)")),
     ModelFile("e4e", "e4e_ffhq_encode.pt", "e4e",
-              "encoder4editing release 'FFHQ Inversion': https://drive.google.com/file/d/1cUv_reLE6k3604or78EranS7XzuVMWeO",
+              "https://drive.google.com/file/d/1cUv_reLE6k3604or78EranS7XzuVMWeO",
+              "encoder4editing release, 'FFHQ Inversion'",
               f"MIT (code); its bundled StyleGAN2 generator: NVIDIA Source Code License-NC ({NC})", "about 1.2 GB (267 M encoder + 33 M generator values)",
               "real photos (Invert Images); also provides the generator", _e4e),
     ModelFile("clip", "ViT-B-32.pt", "openclip",
-              "OpenAI CLIP ViT-B/32: https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+              "https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+              "OpenAI CLIP release (the file clip.load('ViT-B/32') downloads)",
               "MIT (OpenAI CLIP)", "about 338 MB", "text edits (CLIP losses, global directions, CLIP Score)", _clip,
               sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"),
     ModelFile("arcface", "model_ir_se50.pth", "arcface",
-              "pSp / e4e release 'IR-SE50 Model' (from TreB1eN's InsightFace_Pytorch): https://drive.google.com/file/d/1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn",
+              "https://drive.google.com/file/d/1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn",
+              "pSp / e4e release, 'IR-SE50 Model' (from TreB1eN's InsightFace_Pytorch)",
               "MIT (code); trained on MS-Celeb-1M (research use)", "about 175 MB (43.8 M values)", "identity loss (optional)", _arcface),
     ModelFile("mapper", "purple_hair.pt", "styleclip_mappers",
-              "StyleCLIP pretrained mappers (utils.py of the StyleCLIP repository), e.g. purple_hair.pt: https://drive.google.com/uc?id=14H0CGXWxePrrKIYmZnDD2Ccs65EEww75; "
-              "also afro, angry, beyonce, bobcut, bowlcut, curly_hair, depp, hilary_clinton, mohawk, surprised, taylor_swift, trump, zuckerberg",
+              "https://drive.google.com/uc?id=14H0CGXWxePrrKIYmZnDD2Ccs65EEww75",
+              "StyleCLIP pretrained mappers (links in utils.py of the StyleCLIP repository): purple_hair, afro, angry, beyonce, "
+              "bobcut, bowlcut, curly_hair, depp, hilary_clinton, mohawk, surprised, taylor_swift, trump, zuckerberg",
               f"MIT (StyleCLIP); the bundled generator: NVIDIA Source Code License-NC ({NC})", "about 146 MB each (3.2 M mapper + 33 M generator values)",
               "latent mappers", _mapper),
     ModelFile("face_parser", "79999_iter.pth", "face_parsing",
-              "face-parsing.PyTorch release: https://drive.google.com/open?id=154JgKpzCPW82qINcVieuPH3fZ2e0P812",
+              "https://drive.google.com/open?id=154JgKpzCPW82qINcVieuPH3fZ2e0P812",
+              "face-parsing.PyTorch release (its README's pre-trained model)",
               f"MIT (code); trained on CelebAMask-HQ ({NC} research use)", "about 51 MB", "Face Parsing Mask (mask-local edits)", _parser),
     ModelFile("landmarks", "face_landmarker.task", "mediapipe",
-              "MediaPipe Face Landmarker: https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/latest/face_landmarker.task "
-              "(needs `pip install mediapipe`)", "Apache-2.0", "about 3.6 MB", "Align Faces (detecting faces in photos)", _mediapipe),
+              "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/latest/face_landmarker.task",
+              "MediaPipe Face Landmarker model (needs `pip install mediapipe`)", "Apache-2.0", "about 3.6 MB", "Align Faces (detecting faces in photos)", _mediapipe),
     ModelFile("fs3", "fs3.npy", "styleclip_global",
-              "StyleCLIP repository, global_torch/npy/ffhq/fs3.npy (or compute it with Channel Relevance)", "MIT (StyleCLIP)",
+              "https://github.com/orpatashnik/StyleCLIP/tree/main/global_torch/npy/ffhq",
+              "StyleCLIP repository, global_torch/npy/ffhq/fs3.npy (or compute it with the pack's channel relevance)", "MIT (StyleCLIP)",
               "about 12 MB (6048 x 512 float32)", "global directions", _fs3),
 ]
+
+
+def by_filename(name: str) -> ModelFile | None:
+    return next((e for e in CATALOG if e.filename == name), None)
 
 
 def sha256(path: str, chunk: int = 1 << 24) -> str:
@@ -163,7 +175,7 @@ def check_models(models_dir: str, verify: bool = True) -> list[tuple[ModelFile, 
     for entry in CATALOG:
         path = os.path.join(models_dir, entry.folder, entry.filename)
         if not os.path.isfile(path):
-            rows.append((entry, "MISSING", f"put it in {os.path.join(models_dir, entry.folder)}; source: {entry.source}"))
+            rows.append((entry, "MISSING", f"put it in {os.path.join(models_dir, entry.folder)}; get it from {entry.url}"))
             continue
         if entry.sha256:
             digest = sha256(path)

@@ -33,3 +33,20 @@ def test_seed_control_values_are_skipped(comfy):
     prompt = comfy.harness.ui_to_prompt(workflow, comfy.harness.object_info(comfy.nodes))
     sample = next(v for v in prompt.values() if v["class_type"] == "StyleCLIP_SampleLatents")
     assert sample["inputs"]["seed"] == 42 and sample["inputs"]["batch_size"] == 4 and sample["inputs"]["truncation_psi"] == 0.7
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=os.path.basename)
+def test_model_files_are_named_with_their_sources(path):
+    """Nodes that load an official file list it in properties.models as the frontend's
+    missing-models notice expects (name, url, directory)."""
+    from styleclip_core.model_catalog import by_filename
+
+    with open(path) as f:
+        workflow = json.load(f)
+    for node in workflow["nodes"]:
+        named = [v for v in node.get("widgets_values") or [] if isinstance(v, str) and by_filename(v)]
+        listed = {m["name"]: m for m in node.get("properties", {}).get("models", [])}
+        for name in named:
+            assert name in listed, f"node {node['id']} ({node['type']}) loads {name} but does not list it"
+            entry = listed[name]
+            assert entry["url"].startswith("https://") and entry["directory"] == by_filename(name).folder

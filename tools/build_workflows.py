@@ -17,16 +17,18 @@ sys.path.insert(0, ROOT)
 
 import comfy_harness  # noqa: E402
 
-# Model files a workflow node needs: shown by the frontend when they are missing.
-MODELS = {
-    "StyleCLIP_LoadGenerator": lambda w: [{"name": w["generator_name"], "directory": "stylegan"}],
-    "StyleCLIP_LoadMapper": lambda w: [{"name": w["mapper_name"], "directory": "styleclip_mappers"}],
-    "StyleCLIP_LoadFaceParser": lambda w: [{"name": w["parser_name"], "directory": "face_parsing"}],
-    "StyleCLIP_LoadE4E": lambda w: [{"name": w["e4e_name"], "directory": "e4e"}],
-    "StyleCLIP_AlignFaces": lambda w: [{"name": w["landmarks"], "directory": "mediapipe"}] if w["landmarks"].endswith(".task") else [],
-    "StyleCLIP_LoadCLIP": lambda w: [{"name": w["clip_name"], "directory": "openclip"}],
-    "StyleCLIP_LoadArcFace": lambda w: [{"name": w["arcface_name"], "directory": "arcface"}],
-}
+def node_models(widgets: dict) -> list[dict]:
+    """The official files a node's widgets name, with where to get them, as the frontend's
+    missing-models notice reads them (``properties.models``: name, url, directory[, hash])."""
+    from styleclip_core.model_catalog import by_filename
+
+    found = []
+    for value in widgets.values():
+        entry = by_filename(value) if isinstance(value, str) else None
+        if entry:
+            found.append({"name": entry.filename, "url": entry.url, "directory": entry.folder,
+                          **({"hash": entry.sha256, "hash_type": "SHA256"} if entry.sha256 else {})})
+    return found
 
 
 def node(id, type, widgets=None, inputs=None, title=None):
@@ -85,8 +87,9 @@ def build(spec_nodes, info, note=None):
         properties = {"Node name for S&R": n["type"]}
         if n["type"].startswith("StyleCLIP_"):
             properties.update(cnr_id="comfyui-styleclip", ver="0.1.0")
-        if n["type"] in MODELS:
-            properties["models"] = MODELS[n["type"]](n["widgets"])
+        models = node_models(n["widgets"])
+        if models:
+            properties["models"] = models
         ui = {
             "id": n["id"], "type": n["type"], "pos": [40 + 380 * col, 60 + 330 * row], "size": [340, 110 + 26 * len(widgets_values)],
             "flags": {}, "order": index, "mode": 0, "inputs": ui_inputs, "outputs": outputs,
