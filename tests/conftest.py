@@ -12,6 +12,18 @@ FIXTURES = os.path.join(REFERENCE, "fixtures")
 MANIFESTS = os.path.join(REFERENCE, "manifests")
 
 
+@pytest.fixture(scope="session")
+def comfyui_server(tmp_path_factory):
+    """(url, base dir) of a real ComfyUI running the pack; skips without COMFYUI_PATH."""
+    import real_comfyui
+
+    if not real_comfyui.COMFYUI:
+        pytest.skip("COMFYUI_PATH is not set")
+    base = tmp_path_factory.mktemp("comfyui_base")
+    with real_comfyui.running_comfyui(str(base), ROOT) as url:
+        yield url, base
+
+
 def load_fixture(name):
     """(tensors, json) of a golden fixture; fails (never skips) when the reference folder is absent."""
     import json
