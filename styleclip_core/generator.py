@@ -23,6 +23,7 @@ from torch import nn
 from .ops import fused_leaky_relu, make_kernel, upfirdn2d
 
 BLUR_TAPS = (1, 3, 3, 1)
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def stylegan2_channels(size: int, channel_multiplier: int = 2) -> dict[int, int]:
@@ -124,8 +125,9 @@ class ModulatedConv2d(nn.Module):
         # from the [out, in] energy of the kernel so the full weight is touched only once more.
         demod = None
         if self.demodulate:
-            energy = weight.square().sum([2, 3])
-            demod = torch.rsqrt((s.square() @ energy.t()) * self.scale**2 + 1e-8)  # [B, out]
+            with torch.autocast(x.device.type, enabled=False):  # a sum of squares: keep it in float32 under mixed precision
+                energy = weight.float().square().sum([2, 3])
+                demod = torch.rsqrt((s.float().square() @ energy.t()) * self.scale**2 + 1e-8)  # [B, out]
         if batch == 1 and not (torch.is_grad_enabled() and s.requires_grad):
             # One sample: fold style, scale and demodulation into the weight (one pass over it).
             coef = (s[0] * self.scale)[None, :]  # [1, in]
@@ -283,6 +285,12 @@ class Generator(nn.Module):
     def from_config(cls, config: dict) -> "Generator":
         return cls(config["size"], config["style_dim"], config["n_mlp"], {int(r): c for r, c in config["channels"].items()}, config.get("lr_mlp", 0.01))
 
+    def set_precision(self, precision: str) -> "Generator":
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, found {precision!r}")
+        self.precision = precision
+        return self
+
     def set_ops_backend(self, impl: str) -> "Generator":
         """Choose the ops implementation ('auto', 'cuda' or 'reference') for every layer."""
         from .ops.backend import resolve
@@ -300,6 +308,7 @@ class Generator(nn.Module):
     # Channels-last runs the convolutions and FIR filters several times faster on the CPU
     # (oneDNN) and no slower on CUDA.
     memory_format = torch.channels_last
+    precision = "fp32"  # see PRECISIONS
 
     def _style_layers(self) -> list[StyleLayer]:
         layers = [
@@ -422,15 +431,23 @@ class Generator(nn.Module):
             first, x, rgb = 0, self.input(batch).contiguous(memory_format=self.memory_format), None
         else:
             first, x, rgb = start
-        x, rgb = self._run_layers(styles, noise, x, rgb, first, len(self.style_layers), layer_hook)
-        return rgb.contiguous()
+        with self._precision(x.device):
+            x, rgb = self._run_layers(styles, noise, x, rgb, first, len(self.style_layers), layer_hook)
+        return rgb.float().contiguous()
+
+    def _precision(self, device: torch.device):
+        """Convolutions in bfloat16 / float16 when ``precision`` asks for it (a CUDA speed option;
+        the modulation and demodulation stay in float32)."""
+        dtype = PRECISIONS[self.precision]
+        return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
     def synthesis_state(self, styles: Sequence[torch.Tensor], layer: int, noise="const") -> tuple[int, torch.Tensor, torch.Tensor | None]:
         """(layer, features, rgb) just before style layer ``layer``, for ``synthesis(start=...)``."""
         styles = [s.reshape(s.shape[0], -1) for s in styles]
         batch = styles[0].shape[0]
         x = self.input(batch).contiguous(memory_format=self.memory_format)
-        x, rgb = self._run_layers(styles, self.make_noise(batch, noise), x, None, 0, layer, None)
+        with self._precision(x.device):
+            x, rgb = self._run_layers(styles, self.make_noise(batch, noise), x, None, 0, layer, None)
         return layer, x, rgb
 
     def _run_layers(self, styles, noise, x, rgb, first, stop, layer_hook):

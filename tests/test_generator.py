@@ -154,3 +154,19 @@ def test_resuming_from_a_layer_equals_full_synthesis(s64):
     full = g.synthesis(styles)
     for layer in range(len(g.style_layers)):
         torch.testing.assert_close(g.synthesis(styles, start=g.synthesis_state(styles, layer)), full, atol=1e-6, rtol=0)
+
+
+@torch.no_grad()
+def test_half_precision_option(s64):
+    g, T, _ = s64
+    full = g(T["in.wplus"])
+    try:
+        g.set_precision("bf16")
+        half = g(T["in.wplus"])
+    finally:
+        g.set_precision("fp32")
+    assert half.dtype == torch.float32
+    assert (half - full).abs().max() / full.abs().max() < 5e-2
+    assert not torch.equal(half, full)
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16"):
+        g.set_precision("fp8")

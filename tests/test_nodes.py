@@ -37,7 +37,7 @@ def test_generator_dropdown_lists_models_folder(comfy):
 
 def test_load_sample_render(comfy):
     n = comfy.nodes
-    g, info = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "reference").args
+    g, info = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "reference", "fp32").args
     assert "64px" in info and "reference" in info
     latents = n["StyleCLIP_SampleLatents"].execute(g, 7, 3, 0.7).args[0]
     assert latents.w_plus.shape == (3, g.n_latent, g.style_dim)
@@ -53,12 +53,12 @@ def test_load_sample_render(comfy):
 
 def test_cuda_backend_on_cpu_is_a_clear_error(comfy):
     with pytest.raises(RuntimeError, match="CUDA ops backend was requested"):
-        comfy.nodes["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "cuda")
+        comfy.nodes["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "cuda", "fp32")
 
 
 def test_save_and_load_latents(comfy):
     n = comfy.nodes
-    g = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "auto").args[0]
+    g = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "auto", "fp32").args[0]
     latents = n["StyleCLIP_SampleLatents"].execute(g, 1, 2, 1.0).args[0]
     ui1 = n["StyleCLIP_SaveLatents"].execute(latents, "tests/lat").ui
     ui2 = n["StyleCLIP_SaveLatents"].execute(latents, "tests/lat").ui
@@ -72,7 +72,7 @@ def test_save_and_load_latents(comfy):
 
 def test_mix_latents(comfy):
     n = comfy.nodes
-    g = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "auto").args[0]
+    g = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "auto", "fp32").args[0]
     a = n["StyleCLIP_SampleLatents"].execute(g, 1, 3, 1.0).args[0]
     b = n["StyleCLIP_SampleLatents"].execute(g, 2, 1, 1.0).args[0]
     mixed = n["StyleCLIP_MixLatents"].execute(a, b, 1.0, 0, 4).args[0].w_plus
@@ -88,7 +88,7 @@ def test_interrupt_stops_rendering(comfy):
     import comfy.model_management as mm
 
     n = comfy.nodes
-    g = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "auto").args[0]
+    g = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "auto", "fp32").args[0]
     latents = n["StyleCLIP_SampleLatents"].execute(g, 1, 4, 1.0).args[0]
     mm.interrupt_current_processing(True)
     with pytest.raises(mm.InterruptProcessingException):
