@@ -126,8 +126,9 @@ class ModulatedConv2d(nn.Module):
         demod = None
         if self.demodulate:
             with torch.autocast(x.device.type, enabled=False):  # a sum of squares: keep it in float32 under mixed precision
-                energy = weight.float().square().sum([2, 3])
-                demod = torch.rsqrt((s.float().square() @ energy.t()) * self.scale**2 + 1e-8)  # [B, out]
+                acc = torch.promote_types(weight.dtype, torch.float32)
+                energy = weight.to(acc).square().sum([2, 3])
+                demod = torch.rsqrt((s.to(acc).square() @ energy.t()) * self.scale**2 + 1e-8)  # [B, out]
         if batch == 1 and not (torch.is_grad_enabled() and s.requires_grad):
             # One sample: fold style, scale and demodulation into the weight (one pass over it).
             coef = (s[0] * self.scale)[None, :]  # [1, in]
@@ -433,7 +434,7 @@ class Generator(nn.Module):
             first, x, rgb = start
         with self._precision(x.device):
             x, rgb = self._run_layers(styles, noise, x, rgb, first, len(self.style_layers), layer_hook)
-        return rgb.float().contiguous()
+        return rgb.to(styles[0].dtype).contiguous()
 
     def _precision(self, device: torch.device):
         """Convolutions in bfloat16 / float16 when ``precision`` asks for it (a CUDA speed option;
