@@ -143,7 +143,7 @@ def test_optimize_node(comfy):
         with torch.inference_mode():
             return n[node].execute(*args)
 
-    g = run("StyleCLIP_LoadGenerator", "stylegan2-ffhq-config-f.pt", "auto").args[0]
+    g = run("StyleCLIP_LoadGenerator", "stylegan2-ffhq-config-f.pt", "auto", "fp32").args[0]
     latents = run("StyleCLIP_SampleLatents", g, 3, 2, 0.7).args[0]
     clip = run("StyleCLIP_LoadCLIP", "ViT-B-32.pt", "auto", "styleclip").args[0]
     arcface = run("StyleCLIP_LoadArcFace", "model_ir_se50.pth").args[0]
