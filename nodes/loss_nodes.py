@@ -121,8 +121,9 @@ class RegionPreservationLoss(io.ComfyNode):
             description="Keeps the image unchanged outside the mask connected to Optimize Latents: the mean squared (or absolute) "
             "pixel difference between the edited and the original image there. Needs that mask.",
             inputs=[
-                _weight(10.0, "Weight of this term. 10 (for l2) keeps a typical edit's spill-over outside the mask to a few grey levels; "
-                        "raise it if the outside still changes, lower it if the edit does not happen. l1 values are larger for small changes: start near 1."),
+                _weight(10.0, "Weight of this term. 10 (for l2, an estimate, not tuned on the real models) should keep a typical edit's spill-over "
+                        "outside the mask to a few grey levels; raise it if the outside still changes, lower it if the edit does not happen. "
+                        "l1 values are larger for small changes: start near 1."),
                 io.Combo.Input(
                     "distance", options=list(losses.RegionPreservationLoss.DISTANCES), default="l2",
                     tooltip="l2: mean squared difference (tolerates faint changes, punishes large ones). "

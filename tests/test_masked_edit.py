@@ -188,8 +188,9 @@ def test_region_preservation_node_and_masked_optimize_node(comfy):
     loss = run("StyleCLIP_CLIPLoss", clip, "a person with purple hair", 1.0).args[0]
     loss = run("StyleCLIP_RegionPreservationLoss", 10.0, "l1", loss).args[0]
     assert loss.describe() == "1 x CLIP 'a person with purple hair' + 10 x region preservation (l1)"
-    mask = torch.zeros(1, 128, 128)  # one mask for both faces, at twice the generator's resolution
-    mask[:, :64] = 1
+    with torch.inference_mode():  # as a mask node's output arrives
+        mask = torch.zeros(1, 128, 128)  # one mask for both faces, at twice the generator's resolution
+        mask[:, :64] = 1
     out = run("StyleCLIP_OptimizeLatents", g, latents, loss, 3, 0.1, "W+", "const", 0, 10, mask)
     assert "region preservation (l1)" in out.ui["text"][0] and "mask covers 50% of the image" in out.ui["text"][0]
     with pytest.raises(ValueError, match=r"mask batch \(3\)"):
