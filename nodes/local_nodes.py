@@ -27,7 +27,8 @@ class LocalEdit(io.ComfyNode):
                 Latent.Input("edited", tooltip="Edited codes (from any edit node)."),
                 io.Mask.Input("mask", tooltip="Where the edit applies ([B,H,W] or one mask for all; any resolution), e.g. from Face Parsing Mask or core mask nodes."),
                 io.Float.Input("feather", default=2.0, min=0.0, max=64.0, step=0.5, tooltip="Gaussian softening of the mask edge, in pixels of the output image."),
-                io.Combo.Input("blend_from", options=["4", "8", "16", "32", "64"], default="8", tooltip="First generator resolution blended. Lower confines the edit more strictly; higher lets coarse changes (shape, pose) pass."),
+                io.Combo.Input("blend_from", options=["4", "8", "16", "32", "64"], default="8", tooltip="First generator resolution blended. Lower confines the edit more strictly; higher lets coarse changes (shape, pose) pass. "
+                               "Within about 3 pixels of this resolution from the mask's edge (inside) original and edit mix."),
             ],
             outputs=[io.Image.Output(display_name="images", tooltip="The locally edited images.")],
         )

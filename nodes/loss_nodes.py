@@ -28,7 +28,8 @@ class CLIPLoss(io.ComfyNode):
             node_id="StyleCLIP_CLIPLoss",
             display_name="CLIP Loss",
             category=LOSS_CATEGORY,
-            description="StyleCLIP's CLIP loss: 1 - CLIP similarity between the edited image and the text (the logits / 100 of the reference).",
+            description="StyleCLIP's CLIP loss: 1 - CLIP similarity between the edited image and the text (the logits / 100 of the reference). "
+            "With a mask on Optimize Latents, CLIP scores the edited image inside the mask over the original outside it.",
             inputs=[
                 Clip.Input("clip", tooltip="The CLIP model (Load CLIP)."),
                 io.String.Input("text", default="a person with purple hair", multiline=True, tooltip="What the edited face should look like."),
@@ -51,7 +52,8 @@ class DirectionalCLIPLoss(io.ComfyNode):
             display_name="Directional CLIP Loss",
             category=LOSS_CATEGORY,
             description="1 - cos(change of the image's CLIP embedding, change from the neutral to the target text's embedding): "
-            "asks the edit to move the face the way the text moves (StyleGAN-NADA's directional loss), not toward a fixed point.",
+            "asks the edit to move the face the way the text moves (StyleGAN-NADA's directional loss), not toward a fixed point. "
+            "With a mask on Optimize Latents, only the change inside the mask counts.",
             inputs=[
                 Clip.Input("clip", tooltip="The CLIP model (Load CLIP)."),
                 io.String.Input("neutral_text", default="a face", tooltip="Describes the face as it is."),
@@ -109,4 +111,32 @@ class LatentL2Loss(io.ComfyNode):
         return io.NodeOutput(losses.chain(loss, losses.LatentL2Loss(weight)))
 
 
-NODES = [CLIPLoss, DirectionalCLIPLoss, IdentityLoss, LatentL2Loss]
+class RegionPreservationLoss(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StyleCLIP_RegionPreservationLoss",
+            display_name="Region Preservation Loss",
+            category=LOSS_CATEGORY,
+            description="Keeps the image unchanged outside the mask connected to Optimize Latents: the mean squared (or absolute) "
+            "pixel difference between the edited and the original image there. Needs that mask.",
+            inputs=[
+                _weight(10.0, "Weight of this term. 10 (for l2, an estimate, not tuned on the real models) should keep a typical edit's spill-over "
+                        "outside the mask to a few grey levels; raise it if the outside still changes, lower it if the edit does not happen. "
+                        "l1 values are larger for small changes: start near 1."),
+                io.Combo.Input(
+                    "distance", options=list(losses.RegionPreservationLoss.DISTANCES), default="l2",
+                    tooltip="l2: mean squared difference (tolerates faint changes, punishes large ones). "
+                    "l1: mean absolute difference (pushes faint changes to zero, more tolerant of a few large ones, e.g. hair crossing the mask edge).",
+                ),
+                _loss_in(),
+            ],
+            outputs=[_loss_out()],
+        )
+
+    @classmethod
+    def execute(cls, weight, distance, loss=None) -> io.NodeOutput:
+        return io.NodeOutput(losses.chain(loss, losses.RegionPreservationLoss(weight, distance)))
+
+
+NODES = [CLIPLoss, DirectionalCLIPLoss, IdentityLoss, LatentL2Loss, RegionPreservationLoss]

@@ -34,7 +34,11 @@ class OptimizeLatents(io.ComfyNode):
                 io.Combo.Input("noise", options=["const", "random"], default="const", tooltip="'const': the generator's stored noise maps (as StyleCLIP). 'random': noise drawn per face from the seed, as Synthesize Images draws it."),
                 io.Int.Input("noise_seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, tooltip="Seed of the noise when noise is 'random' (face i uses seed + i); render the output with the same seed to reproduce the image."),
                 io.Int.Input("preview_every", default=10, min=1, max=1000, tooltip="Show the current image on the node every this many steps."),
-                io.Mask.Input("mask", optional=True, tooltip="Region the edit may change (1 = edit). Passed to the losses; none of the current loss nodes uses it yet."),
+                io.Mask.Input(
+                    "mask", optional=True,
+                    tooltip="Region the edit may change (1 = edit), one per face or one for all, any resolution. CLIP losses then score only this "
+                    "region (over the original image elsewhere); add Region Preservation Loss to keep the outside unchanged.",
+                ),
             ],
             outputs=[
                 Latent.Output(display_name="latents", tooltip="Edited codes (W+ or StyleSpace, as chosen)."),
@@ -51,6 +55,8 @@ class OptimizeLatents(io.ComfyNode):
             )
         final = ", ".join(f"{label} {values.mean():.4f}" for label, values in result.history[-1].items())
         report = f"{loss.describe()}; last step (mean over {latents.batch_size} faces): {final}"
+        if mask is not None:
+            report += "; mask covers " + ", ".join(f"{float(m.mean()):.0%}" for m in mask.reshape(-1, *mask.shape[-2:]).float()) + " of the image"
         return io.NodeOutput(result.latents, to_unit_range(result.images), ui={"text": (report,)})
 
 

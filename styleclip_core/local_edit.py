@@ -16,20 +16,14 @@ import torch.nn.functional as F
 
 from .generator import Generator
 from .latents import Latents
+from .losses import resize_mask
 
 
 def prepare_mask(mask: torch.Tensor, batch: int, size: int, feather: float = 0.0) -> torch.Tensor:
     """A ComfyUI MASK ([H, W] or [B, H, W], any resolution, values 0..1) -> [batch, 1, size, size]:
-    area-resized, Gaussian-feathered (sigma = ``feather`` pixels at ``size``), batch-broadcast."""
-    if mask.ndim == 2:
-        mask = mask[None]
-    if mask.ndim != 3:
-        raise ValueError(f"a mask must be [H, W] or [B, H, W], found {list(mask.shape)}")
-    if mask.shape[0] not in (1, batch):
-        raise ValueError(f"the mask batch ({mask.shape[0]}) must be 1 or match the latents' batch ({batch})")
-    m = mask.float()[:, None].clamp(0, 1)
-    if m.shape[-2:] != (size, size):
-        m = F.interpolate(m, size=(size, size), mode="area" if m.shape[-1] >= size else "bilinear", align_corners=None if m.shape[-1] >= size else False)
+    resized as the optimiser's losses resize it, Gaussian-feathered (sigma = ``feather`` pixels
+    at ``size``), batch-broadcast."""
+    m = resize_mask(mask, (size, size), batch)
     if feather > 0:
         m = gaussian_blur(m, feather)
     return m.expand(batch, -1, -1, -1).contiguous()

@@ -19,7 +19,7 @@ import torch
 
 from .generator import Generator
 from .latents import Latents
-from .losses import EditContext, LossSet
+from .losses import EditContext, LossSet, resize_mask
 from .render import Progress, per_sample_noise
 
 SPACES = ("w+", "s")
@@ -48,7 +48,8 @@ class LatentOptimizer:
     toRGB layers (StyleCLIP's ``--work_in_stylespace``); W+ starting codes are converted.
     ``noise`` is 'const' (the stored maps, as the reference) or 'random' (per-sample maps drawn
     from ``seed + i``, as Synthesize Images draws them). ``amp_dtype`` runs the forward passes
-    under CUDA/CPU autocast.
+    under CUDA/CPU autocast. ``mask`` (a ComfyUI MASK, one per face or one for all) goes to the
+    loss terms as ``EditContext.mask`` (see ``losses``).
     """
 
     def __init__(self, g: Generator, start: Latents, loss: LossSet, steps: int = 300, lr: float = 0.1, space: str = "w+",
@@ -66,6 +67,8 @@ class LatentOptimizer:
         self.device = g.w_avg.device
         start = start.to(self.device).detach()
         batch = start.batch_size
+        if mask is not None:  # a wrong mask is reported before the originals are rendered
+            mask = resize_mask(mask.to(self.device), (g.size, g.size), batch)
         self.noise = per_sample_noise(g, seed, 0, batch) if noise == "random" else noise
         with torch.no_grad():
             if space == "w+":

@@ -1,4 +1,5 @@
 """Mask-local edits keep the original outside the mask and the edit inside it."""
+import numpy as np
 import pytest
 import torch
 
@@ -45,5 +46,67 @@ def test_mask_batch_mismatch(setup):
     g, orig, edit, _, _ = setup
     with pytest.raises(ValueError, match="mask batch"):
         render_local_edit(g, orig, edit, torch.ones(3, 64, 64))
-    with pytest.raises(ValueError, match=r"\[H, W\] or \[B, H, W\]"):
-        render_local_edit(g, orig, edit, torch.ones(1, 1, 64, 64))
+    with pytest.raises(ValueError, match=r"a mask must be \[H, W\], \[B, H, W\] or \[B, 1, H, W\]"):
+        render_local_edit(g, orig, edit, torch.ones(1, 3, 64, 64))
+
+
+# ---- the node, as a user wires it: masks from the face parser, every blend_from choice ---------
+
+# Beyond this many pixels of the first blended resolution from the mask's edge the result is the
+# edit (measured: under 3, at 64 and 256 px; every convolution after a blend carries the
+# original's features one cell further in from the outside).
+BAND_CELLS = 3.5
+
+
+def test_local_edit_node_with_a_face_parser_mask(comfy):
+    """Outside the mask the node's image is Synthesize's rendering of the original; inside it,
+    farther from the edge than the feather and the blend band, Synthesize's rendering of the
+    edit; for every blend_from. The mask comes from the face parser at half the generator's
+    resolution (a 256 px tiny generator: the band is a fixed fraction of the image, and the
+    random parser's regions are only deep enough for it from blend_from 32 on)."""
+    import scipy.ndimage
+
+    n = comfy.nodes
+    g = tiny_models.tiny_generator(size=256, channels={4: 32, 8: 32, 16: 32, 32: 16, 64: 8, 128: 8, 256: 8})
+    orig = n["StyleCLIP_SampleLatents"].execute(g, 11, 2, 0.7).args[0]
+    edit = Latents(w_plus=orig.w_plus + 0.8 * torch.randn(orig.w_plus.shape, generator=torch.Generator().manual_seed(2)))
+    img_orig, img_edit = (n["StyleCLIP_Synthesize"].execute(g, x, "const", 0, 4).args[0] for x in (orig, edit))
+    parser = n["StyleCLIP_LoadFaceParser"].execute("79999_iter.pth").args[0]
+    half = torch.nn.functional.interpolate(img_orig.permute(0, 3, 1, 2), size=(128, 128), mode="area").permute(0, 2, 3, 1)
+    mask = n["StyleCLIP_FaceParsingMask"].execute(parser, half, "cloth", 0, 0.0).args[0]  # the tiny parser's largest part
+    assert mask.shape == (2, 128, 128) and 0.3 < mask.mean() < 0.9
+    feather, radius = 2.0, 6  # radius: the Gaussian's support, ceil(3 sigma)
+    m = prepare_mask(mask, 2, g.size).squeeze(1).numpy()
+
+    def distance_to(region):  # per image, in pixels
+        return np.stack([scipy.ndimage.distance_transform_edt(~r) for r in region])
+
+    outside = torch.from_numpy(distance_to(m > 0) > radius + 1)
+    depth_inside = distance_to(m < 1)
+    assert outside.sum() > 1000
+    options = comfy.harness.combo_options(comfy.harness.object_info({"x": n["StyleCLIP_LocalEdit"]})["x"]["input"]["required"]["blend_from"])
+    assert options == ["4", "8", "16", "32", "64"]
+    matches_edit = []
+    for blend_from in options:
+        out = n["StyleCLIP_LocalEdit"].execute(g, orig, edit, mask, feather, blend_from).args[0]
+        assert out.shape == img_orig.shape
+        torch.testing.assert_close(out[outside], img_orig[outside], atol=1e-5, rtol=0)
+        is_edit = ((out - img_edit).abs().amax(-1) < 1e-5).numpy()
+        matches_edit.append(int(is_edit.sum()))
+        deep = depth_inside > radius + 1 + BAND_CELLS * g.size / int(blend_from)
+        if int(blend_from) >= 32:
+            assert deep.sum() > 200, (blend_from, deep.sum())
+        assert is_edit[deep].all(), blend_from
+        assert (out - img_orig).abs()[torch.from_numpy(depth_inside > radius + 1)].mean() > 0.02  # the edit shows inside
+    # a lower blend_from confines the edit more strictly: fewer pixels are exactly the edit
+    assert matches_edit == sorted(matches_edit) and matches_edit[0] < matches_edit[-1], matches_edit
+
+
+def test_local_edit_node_mask_batch(comfy):
+    n = comfy.nodes
+    g = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "reference").args[0]
+    orig = n["StyleCLIP_SampleLatents"].execute(g, 11, 2, 0.7).args[0]
+    with pytest.raises(ValueError, match=r"the mask batch \(3\) must be 1 or the number of faces \(2\)"):
+        n["StyleCLIP_LocalEdit"].execute(g, orig, orig, torch.ones(3, 32, 32), 2.0, "8")
+    same = n["StyleCLIP_LocalEdit"].execute(g, orig, orig, torch.ones(1, 32, 32), 2.0, "8").args[0]
+    torch.testing.assert_close(same, n["StyleCLIP_Synthesize"].execute(g, orig, "const", 0, 4).args[0], atol=1e-5, rtol=0)

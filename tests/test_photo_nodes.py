@@ -104,3 +104,18 @@ def test_points_errors(comfy):
     n = comfy.nodes
     with pytest.raises(ValueError, match="no points given: expected 8 numbers per image"):
         n["StyleCLIP_AlignFaces"].execute(portrait(comfy), photo_nodes(comfy).POINTS, "256", "")
+
+
+def test_e4e_generator_takes_part_in_optimisation(comfy):
+    """Loaded as ComfyUI runs nodes (inference mode), the bundled generator can still be
+    differentiated: photo text edits optimise inverted latents through it."""
+    n = comfy.nodes
+    with torch.inference_mode():
+        encoder, g, _ = n["StyleCLIP_LoadE4E"].execute("e4e_ffhq_encode.pt", "reference").args
+        aligned = n["StyleCLIP_AlignFaces"].execute(portrait(comfy), photo_nodes(comfy).POINTS, "256", sf.portrait_points_text()).args[0]
+        latents = n["StyleCLIP_InvertImages"].execute(encoder, aligned, 4).args[0]
+        clip = n["StyleCLIP_LoadCLIP"].execute("ViT-B-32.pt", "auto", "styleclip").args[0]
+        loss = n["StyleCLIP_CLIPLoss"].execute(clip, "a smiling person", 1.0).args[0]
+        edited = n["StyleCLIP_OptimizeLatents"].execute(g, latents, loss, 2, 0.1, "W+", "const", 0, 10).args[0]
+    assert not any(p.is_inference() for p in g.parameters())
+    assert not torch.equal(edited.w_plus, latents.w_plus)
