@@ -104,7 +104,7 @@ def test_local_edit_node_with_a_face_parser_mask(comfy):
 
 def test_local_edit_node_mask_batch(comfy):
     n = comfy.nodes
-    g = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "reference").args[0]
+    g = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "reference", "fp32").args[0]
     orig = n["StyleCLIP_SampleLatents"].execute(g, 11, 2, 0.7).args[0]
     with pytest.raises(ValueError, match=r"the mask batch \(3\) must be 1 or the number of faces \(2\)"):
         n["StyleCLIP_LocalEdit"].execute(g, orig, orig, torch.ones(3, 32, 32), 2.0, "8")

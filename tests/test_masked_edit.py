@@ -182,7 +182,7 @@ def test_region_preservation_node_and_masked_optimize_node(comfy):
         with torch.inference_mode():
             return n[node].execute(*args)
 
-    g = run("StyleCLIP_LoadGenerator", "stylegan2-ffhq-config-f.pt", "auto").args[0]
+    g = run("StyleCLIP_LoadGenerator", "stylegan2-ffhq-config-f.pt", "auto", "fp32").args[0]
     latents = run("StyleCLIP_SampleLatents", g, 3, 2, 0.7).args[0]
     clip = run("StyleCLIP_LoadCLIP", "ViT-B-32.pt", "auto", "styleclip").args[0]
     loss = run("StyleCLIP_CLIPLoss", clip, "a person with purple hair", 1.0).args[0]
