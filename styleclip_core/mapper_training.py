@@ -294,13 +294,11 @@ class MapperTrainer:
     def _check_same_run(self, path: str, meta: dict):
         if meta.get("format") != TRAINING_FORMAT:
             raise ValueError(f"{path}: training state format {meta.get('format')} is not {TRAINING_FORMAT}; it cannot be resumed")
-        differ = []
-        for key in ("options", "loss", "latents", "generator"):
-            if key == "options":
-                differ += [f"{k} {v!r} (checkpoint) vs {self.identity['options'][k]!r} (now)" for k, v in meta["options"].items() if self.identity["options"].get(k) != v]
-            elif meta[key] != self.identity[key]:
-                what = {"loss": "the loss", "latents": "the training latents", "generator": "the generator"}[key]
-                differ.append(f"{what} differ ({meta[key]} vs {self.identity[key]})" if key == "loss" else f"{what} differ")
+        now = self.identity
+        differ = [f"{k} {v!r} (checkpoint) vs {now['options'].get(k)!r} (now)" for k, v in meta["options"].items() if now["options"].get(k) != v]
+        if meta["loss"] != now["loss"]:
+            differ.append(f"the loss differs ({meta['loss']} vs {now['loss']})")
+        differ += [f"the {what} differ" for key, what in (("latents", "training latents"), ("generator", "generator weights")) if meta[key] != now[key]]
         if differ:
             raise ValueError(
                 f"cannot resume {os.path.basename(path)}: a resumed run must be the same run, but " + "; ".join(differ)

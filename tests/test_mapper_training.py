@@ -204,8 +204,10 @@ def test_resume_refuses_another_run(g, coach_loss, tmp_path):
         train_mapper(g, codes, coach_loss, path, 4, TrainingOptions(learning_rate=0.1), resume=True)
     with pytest.raises(ValueError, match="the training latents differ"):
         train_mapper(g, sample_latents(g, 4, 1), coach_loss, path, 4, resume=True)
-    with pytest.raises(ValueError, match="the loss differ"):
+    with pytest.raises(ValueError, match="the loss differs"):
         train_mapper(g, codes, coach_loss.add(losses.LatentL2Loss()), path, 4, resume=True)
+    with pytest.raises(ValueError, match="the generator weights differ"):
+        train_mapper(tiny_generator(seed=1), codes, coach_loss, path, 4, resume=True)
     with pytest.raises(FileExistsError):
         train_mapper(g, codes, coach_loss, path, 4)
     plain = str(tmp_path / "plain.safetensors")
