@@ -372,8 +372,8 @@ def train_mapper(
     original and edited faces every ``preview_every`` steps; ``report(text)`` gets the step and
     losses at the same moments.
     """
-    if steps < 1:
-        raise ValueError("steps must be at least 1")
+    if steps < 1 or save_every < 0 or preview_every < 1:
+        raise ValueError(f"need steps >= 1, save_every >= 0 and preview_every >= 1, found {steps}, {save_every}, {preview_every}")
     if os.path.exists(path) and not (resume or overwrite):
         raise FileExistsError(f"{path} already exists; resume it, overwrite it or choose another name")
     trainer = MapperTrainer(g, latents, loss, options, resume_from=path if resume else None)

@@ -244,6 +244,8 @@ def test_levels_and_stylespace_mappers(g, coach_loss, tmp_path):
         assert torch.equal(before, after) == layer.is_torgb
     loaded, _ = load_mapper(str(tmp_path / "s.safetensors"))
     assert loaded.mapper_type == "WithoutToRGBStyleSpaceMapper" and loaded.options["work_in_stylespace"]
+    on_styles = train_mapper(g, Latents(styles=codes.to_styles(g)), coach_loss, str(tmp_path / "f.safetensors"), 2, TrainingOptions(mapper_type="FullStyleSpaceMapper"))
+    assert on_styles.step == 2 and all(math.isfinite(h["loss"]) for h in on_styles.history)
 
 
 def test_bad_training_sources(g, coach_loss, tmp_path):
@@ -305,5 +307,14 @@ def test_train_node_numbers_resumes_and_loads(comfy):
     with torch.inference_mode():
         edited = n["StyleCLIP_ApplyMapper"].execute(g, mapper, codes, 1.0).args[0]
     assert not torch.equal(edited.w_plus, codes.w_plus)
-    for f in ("node_test.safetensors", "node_test_00001.safetensors"):
+    folder = os.path.join(comfy.folder_paths.get_input_directory(), "train_codes")
+    os.makedirs(folder)
+    for i in range(2):
+        save_latents(codes.slice(i, i + 1), os.path.join(folder, f"face_{i}.safetensors"))
+    joined = n["StyleCLIP_LoadLatentFolder"].execute("train_codes").args[0]
+    assert torch.equal(joined.w_plus, codes.w_plus)
+    with torch.inference_mode():
+        trained = n["StyleCLIP_TrainMapper"].execute(**{**args, "name": "from_folder", "steps": 1, "latents": joined})
+    assert "step 1/1" in trained.args[2]
+    for f in ("node_test.safetensors", "node_test_00001.safetensors", "from_folder.safetensors"):
         os.remove(os.path.join(comfy.folder_paths.get_folder_paths("styleclip_mappers")[0], f))
