@@ -111,15 +111,15 @@ class LatentMapper(nn.Module):
 
     # ---- files ---------------------------------------------------------------------------
 
-    def save(self, path: str, overwrite: bool = False, extra_tensors: dict | None = None, extra_metadata: dict | None = None):
+    def save(self, path: str, overwrite: bool = False, training_tensors: dict | None = None, metadata: dict | None = None):
         """Our format: mapper weights (reference key names, no generator copy) + options as metadata;
         written to a temporary name then renamed, so a crash never leaves a half-written file.
-        ``extra_tensors`` go under ``TRAINING_PREFIX`` keys (training state; loaders skip them)."""
+        ``training_tensors`` (what resumes training) go under ``TRAINING_PREFIX`` keys, which loaders skip."""
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(f"{path} already exists; choose another name")
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        tensors.update({TRAINING_PREFIX + k: v.detach().cpu().contiguous() for k, v in (extra_tensors or {}).items()})
-        meta = {"format": "styleclip-mapper", "mapper_type": self.mapper_type, "options": json.dumps(self.options, default=str), **(extra_metadata or {})}
+        tensors.update({TRAINING_PREFIX + k: v.detach().cpu().contiguous() for k, v in (training_tensors or {}).items()})
+        meta = {"format": "styleclip-mapper", "mapper_type": self.mapper_type, "options": json.dumps(self.options, default=str), **(metadata or {})}
         tmp = path + ".partial"
         save_file(tensors, tmp, metadata=meta)
         os.replace(tmp, path)

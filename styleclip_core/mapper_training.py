@@ -13,8 +13,8 @@ metadata, the optimiser state and step that resume the run exactly. Every write 
 temporary name first and is then renamed over the file, so the file on disk is always a
 complete checkpoint, also when a run is interrupted or crashes.
 
-Differences from the coach: no validation pass (the coach scores 1000 held-out codes every 2000
-steps and keeps a ``best_model.pt``); sampled training codes use the generator's W average for
+Differences from the coach: no validation pass (the coach scores up to 201 held-out codes every
+2000 steps and keeps a ``best_model.pt``); sampled training codes use the generator's W average for
 truncation (the coach's sampling path crashes, SPEC 5.3); the batch order is drawn from the
 seed, so a resumed run follows the order of an uninterrupted one.
 """
@@ -61,7 +61,7 @@ def ranger(params, lr: float = 0.5, betas=(0.95, 0.999), eps: float = 1e-5, alph
     momentum steps before) inside timm's Lookahead, with gradient centralisation applied to the
     gradients before every RAdam step. Ranger starts its slow weights at the initial weights;
     timm would start them at the first synchronisation, so the first step sets them here."""
-    from timm.optim import Lookahead
+    from timm.optim import Lookahead  # here: importing timm takes seconds, and only training needs it
 
     params = list(params)
     base = torch.optim.RAdam(params, lr=lr, betas=betas, eps=eps)
@@ -352,7 +352,7 @@ class MapperTrainer:
             return
         tensors, groups = _optimizer_state(self.optimizer, self.names)
         meta = {"format": TRAINING_FORMAT, "step": self.step_index, "optimizer_groups": groups, **self.identity}
-        self.mapper.save(path, overwrite=overwrite, extra_tensors=tensors, extra_metadata={"training": json.dumps(meta)})
+        self.mapper.save(path, overwrite=overwrite, training_tensors=tensors, metadata={"training": json.dumps(meta)})
         self.saved_step = self.step_index
 
 
