@@ -1,6 +1,7 @@
 """What every StyleCLIP node shares: socket types, model folders, device, progress."""
 from __future__ import annotations
 
+import logging
 import os
 
 import comfy.model_management as mm
@@ -81,6 +82,19 @@ class NodeProgress:
             shown = ("JPEG", Image.fromarray(pixels), 512)
         self.bar.update_absolute(done, total, shown)
         mm.throw_exception_if_processing_interrupted()
+
+
+def show_text(text: str):
+    """A status line under the running node (ComfyUI's progress text) and in the console log."""
+    logging.info("StyleCLIP: %s", text)
+    try:
+        from comfy_execution.utils import get_executing_context
+        from server import PromptServer
+    except ImportError:  # the stand-in ComfyUI of the tests has no server
+        return
+    context = get_executing_context()
+    if context is not None and PromptServer.instance is not None:
+        PromptServer.instance.send_progress_text(text, context.node_id)
 
 
 def unique_output_path(filename_prefix: str, extension: str) -> tuple[str, str]:

@@ -7,8 +7,8 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..styleclip_core import checkpoints
-from ..styleclip_core.latents import load_latents, mix_latents, sample_latents, save_latents
 from ..styleclip_core.generator import PRECISIONS
+from ..styleclip_core.latents import load_latent_folder, load_latents, mix_latents, sample_latents, save_latents
 from ..styleclip_core.ops import BACKENDS, describe
 from ..styleclip_core.render import render, to_unit_range
 from .common import CATEGORY, Generator, Latent, NodeProgress, device, gradient_capable, model_files, unique_output_path
@@ -183,6 +183,25 @@ class LoadLatents(io.ComfyNode):
         return io.NodeOutput(load_latents(folder_paths.get_annotated_filepath(latent_file)))
 
 
+class LoadLatentFolder(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StyleCLIP_LoadLatentFolder",
+            display_name="Load Latent Folder",
+            category=CATEGORY,
+            description="Reads every latent file in a folder (.safetensors from Save Latents, or .pt W+ tensors) as one batch, in name order: "
+            "e.g. e4e inversions saved one by one, as training codes for Train Latent Mapper.",
+            inputs=[io.String.Input("folder", default="styleclip/latents", tooltip="A folder under ComfyUI's input folder, or an absolute path.")],
+            outputs=[Latent.Output(display_name="latents", tooltip="All the folder's codes, joined.")],
+        )
+
+    @classmethod
+    def execute(cls, folder) -> io.NodeOutput:
+        path = folder if os.path.isabs(folder) else os.path.join(folder_paths.get_input_directory(), folder)
+        return io.NodeOutput(load_latent_folder(path))
+
+
 class ConvertGenerator(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -203,4 +222,4 @@ class ConvertGenerator(io.ComfyNode):
         return io.NodeOutput(dst, ui={"text": (f"wrote {dst}",)})
 
 
-NODES = [LoadGenerator, SampleLatents, Synthesize, MixLatents, SaveLatents, LoadLatents, ConvertGenerator]
+NODES = [LoadGenerator, SampleLatents, Synthesize, MixLatents, SaveLatents, LoadLatents, LoadLatentFolder, ConvertGenerator]

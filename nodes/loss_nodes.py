@@ -97,18 +97,23 @@ class LatentL2Loss(io.ComfyNode):
             node_id="StyleCLIP_LatentL2Loss",
             display_name="Latent L2 Loss",
             category=LOSS_CATEGORY,
-            description="StyleCLIP's latent distance: sum of squared differences between the edited and the original codes "
-            "(all W+ rows, or all StyleSpace layers); keeps the edit close to the starting face.",
+            description="StyleCLIP's latent distance between the edited and the original codes (all W+ rows, or all StyleSpace layers); "
+            "keeps the edit close to the starting face. Reference settings: latent optimisation sum x 0.008, mapper training mean x 0.8.",
             inputs=[
-                _weight(0.008, "Weight of this term (the reference's l2_lambda, 0.008)."),
+                _weight(0.008, "Weight of this term (latent optimisation's l2_lambda is 0.008 with 'sum'; mapper training's latent_l2_lambda is 0.8 with 'mean')."),
                 _loss_in(),
+                io.Combo.Input(
+                    "reduction", options=list(losses.L2_REDUCTIONS), default="sum", optional=True,
+                    tooltip="'sum': sum of squared differences (StyleCLIP's latent optimisation). 'mean': mean squared difference, "
+                    "summed over StyleSpace layers (StyleCLIP's mapper training, nn.MSELoss).",
+                ),
             ],
             outputs=[_loss_out()],
         )
 
     @classmethod
-    def execute(cls, weight, loss=None) -> io.NodeOutput:
-        return io.NodeOutput(losses.chain(loss, losses.LatentL2Loss(weight)))
+    def execute(cls, weight, loss=None, reduction="sum") -> io.NodeOutput:
+        return io.NodeOutput(losses.chain(loss, losses.LatentL2Loss(weight, reduction)))
 
 
 class RegionPreservationLoss(io.ComfyNode):

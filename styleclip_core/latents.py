@@ -157,3 +157,22 @@ def load_latents(path: str) -> Latents:
     if "s.0" in tensors:
         return Latents(styles=[tensors[f"s.{i}"].float() for i in range(len(tensors))])
     raise CheckpointError(path, "a 'w_plus' tensor or StyleSpace 's.<i>' tensors", f"tensors {sorted(tensors)[:6]} (format {meta.get('format')})")
+
+
+def load_latent_folder(folder: str) -> Latents:
+    """Every latent file directly in ``folder`` (``.safetensors`` / ``.pt``, as ``load_latents``
+    reads them), in name order, as one batch: e.g. e4e inversions saved one by one."""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{folder}: no such folder (expected a folder of latent files)")
+    names = sorted(f for f in os.listdir(folder) if f.endswith((".safetensors", ".pt", ".pth")) and os.path.isfile(os.path.join(folder, f)))
+    if not names:
+        raise ValueError(f"{folder} holds no latent files (.safetensors or .pt)")
+    parts = [load_latents(os.path.join(folder, name)) for name in names]
+    first = parts[0]
+    for name, part in zip(names, parts):
+        shape = [list(t.shape[1:]) for t in ([part.w_plus] if part.w_plus is not None else part.styles)]
+        expected = [list(t.shape[1:]) for t in ([first.w_plus] if first.w_plus is not None else first.styles)]
+        if part.space != first.space or shape != expected:
+            raise ValueError(f"{os.path.join(folder, name)}: {part.space} codes shaped {shape[:2]}, but {names[0]} holds {first.space} codes shaped "
+                             f"{expected[:2]}; the files of one folder must come from one generator")
+    return Latents.cat(parts)

@@ -44,6 +44,7 @@ from .irse import ArcFaceBackbone, identity_features
 from .latents import Latents
 
 TermFn = Callable[["EditContext"], torch.Tensor]
+L2_REDUCTIONS = ("sum", "mean")
 
 
 @dataclass(frozen=True)
@@ -101,13 +102,16 @@ def resize_mask(mask: torch.Tensor, size, batch: int) -> torch.Tensor:
     return m.clamp(0, 1)
 
 
-def latent_sq_distance(a: Latents, b: Latents) -> torch.Tensor:
-    """Per-sample sum of squared differences over every W+ row, or every StyleSpace layer, ``[B]``."""
+def latent_sq_distance(a: Latents, b: Latents, reduction: str = "sum") -> torch.Tensor:
+    """Per-sample squared differences, ``[B]``: 'sum' over every W+ row, or every StyleSpace layer;
+    'mean' over the W+ tensor's elements, or over each StyleSpace layer's elements summed over layers."""
     if a.space != b.space:
         raise ValueError(f"cannot compare {a.space} latents with {b.space} latents")
-    if a.w_plus is not None:
-        return (a.w_plus - b.w_plus).square().flatten(1).sum(1)
-    return sum((x - y).square().flatten(1).sum(1) for x, y in zip(a.styles, b.styles))
+    if reduction not in L2_REDUCTIONS:
+        raise ValueError(f"reduction must be one of {L2_REDUCTIONS}, found {reduction!r}")
+    pairs = [(a.w_plus, b.w_plus)] if a.w_plus is not None else zip(a.styles, b.styles)
+    per_tensor = (lambda d: d.sum(1)) if reduction == "sum" else (lambda d: d.mean(1))
+    return sum(per_tensor((x - y).square().flatten(1)) for x, y in pairs)
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
@@ -210,19 +214,28 @@ class IdentityLoss(LossTerm):
 
 
 class LatentL2Loss(LossTerm):
-    """StyleCLIP's latent distance: sum of squared differences to the original codes over all
-    W+ rows / StyleSpace layers, per sample."""
+    """Squared distance to the original codes, per sample (``latent_sq_distance``).
+
+    ``reduction`` says which reference it reproduces: 'sum' is latent optimisation's term
+    (``run_optimization.py``: sum over all W+ rows / StyleSpace layers, ``l2_lambda`` 0.008);
+    'mean' is the mapper coach's ``nn.MSELoss`` (mean over the elements, per StyleSpace layer
+    summed over layers, ``latent_l2_lambda`` 0.8): with mapper training's batch mean it is the
+    coach's number exactly.
+    """
 
     kind = "latent_l2"
 
-    def __init__(self, weight: float = 0.008):
+    def __init__(self, weight: float = 0.008, reduction: str = "sum"):
         super().__init__(weight)
+        if reduction not in L2_REDUCTIONS:
+            raise ValueError(f"reduction must be one of {L2_REDUCTIONS}, found {reduction!r}")
+        self.reduction = reduction
 
     def prepare(self, ctx):
-        return lambda c: latent_sq_distance(c.latents, c.original_latents)
+        return lambda c: latent_sq_distance(c.latents, c.original_latents, self.reduction)
 
     def describe(self):
-        return "latent L2"
+        return "latent L2" if self.reduction == "sum" else "latent L2 (mean)"
 
 
 class RegionPreservationLoss(LossTerm):

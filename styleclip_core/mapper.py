@@ -11,7 +11,7 @@ import os
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import safe_open, save_file
 from torch import nn
 
 from .errors import CheckpointError
@@ -21,6 +21,7 @@ from .latents import Latents
 RESIDUAL_SCALE = 0.1
 MAPPER_TYPES = ("LevelsMapper", "SingleMapper", "FullStyleSpaceMapper", "WithoutToRGBStyleSpaceMapper")
 LEVELS = (("course_mapping", 0, 4), ("medium_mapping", 4, 8), ("fine_mapping", 8, None))
+TRAINING_PREFIX = "training."  # tensors that resume training (optimiser state); not part of the mapper
 
 
 class Mapper(nn.Module):
@@ -110,13 +111,15 @@ class LatentMapper(nn.Module):
 
     # ---- files ---------------------------------------------------------------------------
 
-    def save(self, path: str, overwrite: bool = False):
+    def save(self, path: str, overwrite: bool = False, training_tensors: dict | None = None, metadata: dict | None = None):
         """Our format: mapper weights (reference key names, no generator copy) + options as metadata;
-        written to a temporary name then renamed, so a crash never leaves a half-written file."""
+        written to a temporary name then renamed, so a crash never leaves a half-written file.
+        ``training_tensors`` (what resumes training) go under ``TRAINING_PREFIX`` keys, which loaders skip."""
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(f"{path} already exists; choose another name")
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        meta = {"format": "styleclip-mapper", "mapper_type": self.mapper_type, "options": json.dumps(self.options, default=str)}
+        tensors.update({TRAINING_PREFIX + k: v.detach().cpu().contiguous() for k, v in (training_tensors or {}).items()})
+        meta = {"format": "styleclip-mapper", "mapper_type": self.mapper_type, "options": json.dumps(self.options, default=str), **(metadata or {})}
         tmp = path + ".partial"
         save_file(tensors, tmp, metadata=meta)
         os.replace(tmp, path)
@@ -178,7 +181,7 @@ def load_mapper(path: str) -> tuple[LatentMapper, dict | None]:
         try:
             with safe_open(path, "pt") as f:
                 meta = f.metadata() or {}
-            state = load_file(path)
+                state = {k: f.get_tensor(k) for k in f.keys() if not k.startswith(TRAINING_PREFIX)}
         except (SafetensorError, OSError) as e:
             raise CheckpointError(path, expected, f"an unreadable file ({e})") from None
         options = json.loads(meta.get("options", "{}"))

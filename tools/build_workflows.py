@@ -277,6 +277,32 @@ WORKFLOWS["10_edit_photo_by_text"] = dict(
     ],
 )
 
+WORKFLOWS["07_mapper_train_and_apply"] = dict(
+    note="Train a StyleCLIP latent mapper for 'a person with purple hair', then edit new faces with it in one step.\n"
+    "Train Latent Mapper samples 5000 training faces, minimises CLIP loss + 0.1 x identity loss + 0.8 x latent L2 (mean), "
+    "StyleCLIP's mapper settings, and saves models/styleclip_mappers/purple_hair_trained.safetensors (numbered if it exists; "
+    "Load Latent Mapper reads it later). Steps are 20 here so the example finishes quickly: StyleCLIP trains 50000 steps "
+    "(a GPU job of hours), and a 20-step mapper barely changes a face. For a real run set steps to 50000 and if_exists to "
+    "'resume': a cancelled run then continues from its last checkpoint.\n"
+    "Models: stylegan2-ffhq-config-f.pt (models/stylegan), ViT-B-32.pt (models/openclip), model_ir_se50.pth (models/arcface).",
+    nodes=[
+        node(1, "StyleCLIP_LoadGenerator", {"generator_name": GENERATOR, "ops_backend": "auto"}),
+        node(2, "StyleCLIP_LoadCLIP", {"clip_name": "ViT-B-32.pt", "architecture": "auto", "image_preprocessing": "styleclip"}),
+        node(3, "StyleCLIP_LoadArcFace", {"arcface_name": "model_ir_se50.pth"}),
+        node(4, "StyleCLIP_CLIPLoss", {"text": "a person with purple hair", "weight": 1.0}, {"clip": (2, 0)}),
+        node(5, "StyleCLIP_IdentityLoss", {"weight": 0.1}, {"arcface": (3, 0), "loss": (4, 0)}),
+        node(6, "StyleCLIP_LatentL2Loss", {"weight": 0.8, "reduction": "mean"}, {"loss": (5, 0)}),
+        node(7, "StyleCLIP_TrainMapper", {"name": "purple_hair_trained", "steps": 20, "save_every": 10, "preview_every": 5},
+             {"generator": (1, 0), "loss": (6, 0)}),
+        node(8, "StyleCLIP_SampleLatents", {"seed": 123, "batch_size": 4, "truncation_psi": 0.7}, {"generator": (1, 0)}, title="New faces"),
+        node(9, "StyleCLIP_ApplyMapper", {"strength": 1.0}, {"generator": (1, 0), "mapper": (7, 0), "latents": (8, 0)}),
+        node(10, "StyleCLIP_Synthesize", {"noise": "const"}, {"generator": (1, 0), "latents": (8, 0)}, title="Original"),
+        node(11, "StyleCLIP_Synthesize", {"noise": "const"}, {"generator": (1, 0), "latents": (9, 0)}, title="Edited"),
+        node(12, "SaveImage", {"filename_prefix": "styleclip/trained_mapper_original"}, {"images": (10, 0)}),
+        node(13, "SaveImage", {"filename_prefix": "styleclip/trained_mapper_edited"}, {"images": (11, 0)}),
+    ],
+)
+
 
 def main():
     import tempfile

@@ -1,0 +1,400 @@
+"""Training StyleCLIP latent mappers (``mapper/training/coach.py``), with resumable checkpoints.
+
+Each step is the coach's: a batch of training codes ``w`` (batch 2, shuffled every epoch, the
+last partial batch dropped), ``x = G(w)`` without gradient, ``w_hat = w + 0.1 mapper(w)``,
+``x_hat = G(w_hat)`` with the generator's stored noise maps, and the batch mean of the loss
+set's per-sample total; only the mapper's weights are optimised (Ranger, lr 0.5, by default).
+The coach's loss is CLIP Loss (weight 1) + Latent L2 Loss with reduction 'mean' (weight 0.8) +
+Identity Loss (weight 0.1), each term averaged over the batch as the coach averages it.
+
+A checkpoint is one ``.safetensors`` file: the mapper's weights under the reference's key
+names (Load Latent Mapper reads it like any mapper) plus, under ``training.*`` keys and in the
+metadata, the optimiser state and step that resume the run exactly. Every write goes to a
+temporary name first and is then renamed over the file, so the file on disk is always a
+complete checkpoint, also when a run is interrupted or crashes.
+
+Differences from the coach: no validation pass (the coach scores up to 201 held-out codes every
+2000 steps and keeps a ``best_model.pt``); sampled training codes use the generator's W average for
+truncation (the coach's sampling path crashes, SPEC 5.3); the batch order is drawn from the
+seed, so a resumed run follows the order of an uninterrupted one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import safe_open
+
+from .generator import Generator
+from .latents import Latents
+from .losses import ClipLoss, DirectionalClipLoss, EditContext, LossSet
+from .mapper import MAPPER_TYPES, TRAINING_PREFIX, LatentMapper, build_mapper, load_mapper
+from .render import Progress
+
+OPTIMIZERS = ("ranger", "adam")
+IF_EXISTS = ("number", "resume", "overwrite")
+TRAINING_FORMAT = 1
+_OPT = "optimizer."  # under TRAINING_PREFIX
+
+
+# ---- optimiser --------------------------------------------------------------------------------
+
+
+def centralize_gradients(params) -> None:
+    """Gradient centralisation (Yong et al. 2020, as in Ranger 20.4.11): subtract from the gradient
+    of every parameter with two or more dims its mean over all dims but the first."""
+    for p in params:
+        if p.grad is not None and p.grad.ndim > 1:
+            p.grad.sub_(p.grad.mean(dim=tuple(range(1, p.grad.ndim)), keepdim=True))
+
+
+def ranger(params, lr: float = 0.5, betas=(0.95, 0.999), eps: float = 1e-5, alpha: float = 0.5, k: int = 6) -> torch.optim.Optimizer:
+    """StyleCLIP's Ranger (``mapper/training/ranger.py``) from maintained parts: torch's RAdam
+    (the same rectified update, switched on when the SMA length exceeds 5, and un-rectified
+    momentum steps before) inside timm's Lookahead, with gradient centralisation applied to the
+    gradients before every RAdam step. Ranger starts its slow weights at the initial weights;
+    timm would start them at the first synchronisation, so the first step sets them here."""
+    from timm.optim import Lookahead  # here: importing timm takes seconds, and only training needs it
+
+    params = list(params)
+    base = torch.optim.RAdam(params, lr=lr, betas=betas, eps=eps)
+    initial: dict[torch.Tensor, torch.Tensor] = {}
+
+    def before(optimizer, args, kwargs):
+        centralize_gradients(params)
+        for p in params:
+            if p.grad is not None and "lookahead_slow_buff" not in optimizer.state[p]:
+                initial[p] = p.detach().clone()
+
+    def after(optimizer, args, kwargs):
+        for p, value in initial.items():
+            optimizer.state[p]["lookahead_slow_buff"] = value
+        initial.clear()
+
+    base.register_step_pre_hook(before)
+    base.register_step_post_hook(after)
+    return Lookahead(base, alpha=alpha, k=k)
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    """The coach's choice: 'ranger' (its default) or 'adam' (torch's defaults)."""
+    if name == "ranger":
+        return ranger(params, lr)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, found {name!r}")
+
+
+# ---- options and sources ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """What defines a run (a resumed run must match them). Defaults are the coach's."""
+
+    mapper_type: str = "LevelsMapper"
+    coarse: bool = True  # LevelsMapper levels (the coach's no_coarse/no_medium/no_fine_mapper)
+    medium: bool = True
+    fine: bool = True
+    batch_size: int = 2
+    learning_rate: float = 0.5
+    optimizer: str = "ranger"
+    seed: int = 0  # mapper initialisation and batch order
+
+    def __post_init__(self):
+        if self.mapper_type not in MAPPER_TYPES:
+            raise ValueError(f"mapper type must be one of {', '.join(MAPPER_TYPES)}, found {self.mapper_type!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, found {self.optimizer!r}")
+        if self.batch_size < 1:
+            raise ValueError("the batch size must be at least 1")
+        if self.mapper_type == "LevelsMapper" and not (self.coarse or self.medium or self.fine):
+            raise ValueError("a LevelsMapper needs at least one of the coarse, medium and fine levels")
+
+    @property
+    def works_in_stylespace(self) -> bool:
+        return "StyleSpace" in self.mapper_type
+
+
+def prompt_of(loss: LossSet) -> str:
+    """The texts a loss set edits toward: the mapper's ``description``."""
+    texts = [t.text if isinstance(t, ClipLoss) else t.target for _, t in loss.active if isinstance(t, (ClipLoss, DirectionalClipLoss))]
+    return "; ".join(dict.fromkeys(texts)) or loss.describe()
+
+
+def fingerprint(tensors) -> str:
+    """sha256 of tensors' float32 bytes, in order: says whether a resumed run has the same data."""
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
+def generator_fingerprint(g: Generator) -> str:
+    state = g.state_dict()
+    return fingerprint(state[k] for k in sorted(state) if state[k].is_floating_point())
+
+
+def _training_codes(latents: Latents, g: Generator, options: TrainingOptions) -> Latents:
+    """The training codes on the generator's device (fresh tensors: codes made under
+    ComfyUI's inference mode cannot take part in autograd), checked against ``g``."""
+    try:
+        latents.check(g)
+    except ValueError as e:
+        raise ValueError(f"training latents: {e}") from None
+    if latents.w_plus is None and not options.works_in_stylespace:
+        raise ValueError(f"a {options.mapper_type} trains on W+ latents; these are StyleSpace codes (train a StyleSpace mapper, or use W+ latents)")
+    if latents.batch_size < options.batch_size:
+        raise ValueError(f"{latents.batch_size} training latents are fewer than one batch of {options.batch_size}")
+    device = g.w_avg.device
+    with torch.no_grad():
+        if latents.w_plus is not None:
+            return Latents(w_plus=latents.w_plus.to(device, torch.float32).clone())
+        return Latents(styles=[s.to(device, torch.float32).clone() for s in latents.styles])
+
+
+def _take(latents: Latents, index: torch.Tensor) -> Latents:
+    if latents.w_plus is not None:
+        return Latents(w_plus=latents.w_plus[index])
+    return Latents(styles=[s[index] for s in latents.styles])
+
+
+def preview_grid(original: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
+    """``[1, 3, 2H, B*W]``: the batch's original faces above their edits."""
+    top, bottom = torch.cat(list(original), -1), torch.cat(list(edited), -1)
+    return torch.cat([top, bottom], -2)[None]
+
+
+# ---- checkpoint files -------------------------------------------------------------------------
+
+
+def checkpoint_path(folder: str, name: str, if_exists: str = "number") -> tuple[str, bool]:
+    """(path, resume) for a checkpoint called ``name`` in ``folder``. When ``name.safetensors``
+    exists: 'number' picks the first free ``name_00001.safetensors``, ..., 'resume' continues it,
+    'overwrite' starts afresh and replaces it at the first save."""
+    if if_exists not in IF_EXISTS:
+        raise ValueError(f"if_exists must be one of {IF_EXISTS}, found {if_exists!r}")
+    stem = name[: -len(".safetensors")] if name.endswith(".safetensors") else name
+    if not stem or stem != os.path.basename(stem) or stem in (".", "..") or "/" in stem or "\\" in stem:
+        raise ValueError(f"checkpoint name {name!r}: give a file name without folders")
+    path = os.path.join(folder, stem + ".safetensors")
+    if not os.path.exists(path):
+        return path, False
+    if if_exists == "resume":
+        return path, True
+    if if_exists == "overwrite":
+        return path, False
+    n = 1
+    while os.path.exists(numbered := os.path.join(folder, f"{stem}_{n:05}.safetensors")):
+        n += 1
+    return numbered, False
+
+
+def read_training_state(path: str) -> tuple[LatentMapper, dict, dict[str, torch.Tensor]]:
+    """(mapper, training metadata, optimiser tensors) of a checkpoint written by training."""
+    mapper, _ = load_mapper(path)
+    try:
+        with safe_open(path, "pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k[len(TRAINING_PREFIX):]: f.get_tensor(k) for k in f.keys() if k.startswith(TRAINING_PREFIX)}
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"{path}: cannot read the training state ({e})") from None
+    if "training" not in meta or not tensors:
+        raise ValueError(f"{path} holds a mapper without training state (not written by Train Latent Mapper): it cannot be resumed")
+    return mapper, json.loads(meta["training"]), tensors
+
+
+def _optimizer_state(optimizer: torch.optim.Optimizer, names: list[str]) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    sd = optimizer.state_dict()
+    tensors = {}
+    for index, state in sd["state"].items():
+        for key, value in state.items():
+            tensors[f"{_OPT}{names[index]}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    groups = [{k: v for k, v in group.items() if k != "params"} | {"params": len(group["params"])} for group in sd["param_groups"]]
+    return tensors, groups
+
+
+def _load_optimizer_state(optimizer: torch.optim.Optimizer, names: list[str], tensors: dict[str, torch.Tensor], groups: list[dict]):
+    state = {}
+    for index, name in enumerate(names):
+        prefix = f"{_OPT}{name}."
+        entries = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if entries:
+            state[index] = entries
+    start, param_groups = 0, []
+    for group in groups:
+        count = group["params"]
+        param_groups.append(group | {"params": list(range(start, start + count))})
+        start += count
+    optimizer.load_state_dict({"state": state, "param_groups": param_groups})
+
+
+# ---- training ---------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    mapper: LatentMapper  # eval mode, no gradients
+    path: str  # the checkpoint file
+    step: int  # steps trained in all, resumed runs included
+    resumed_from: int | None  # the checkpoint's step when the run was resumed
+    history: list[dict[str, float]] = field(default_factory=list)  # per step of this run: 'loss' and each term's batch mean
+
+
+class MapperTrainer:
+    """One training run, a step at a time (``train_mapper`` drives it); ``resume_from`` is a
+    checkpoint of the same run (same options, loss, training codes and generator)."""
+
+    def __init__(self, g: Generator, latents: Latents, loss: LossSet, options: TrainingOptions = TrainingOptions(), resume_from: str | None = None):
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError("mapper training needs autograd; it cannot run under torch.inference_mode")
+        if not loss.active:
+            raise ValueError("the loss has no term with a non-zero weight; connect a CLIP loss")
+        self.g, self.loss, self.options = g, loss, options
+        self.codes = _training_codes(latents, g, options)
+        self.batches_per_epoch = self.codes.batch_size // options.batch_size
+        self.identity = {
+            "options": asdict(options),
+            "loss": loss.describe(),
+            "latents": {"count": self.codes.batch_size, "sha256": fingerprint([self.codes.w_plus] if self.codes.w_plus is not None else self.codes.styles)},
+            "generator": {"size": g.size, "sha256": generator_fingerprint(g)},
+        }
+        device = g.w_avg.device
+        mapper_options = {
+            "description": prompt_of(loss), "mapper_type": options.mapper_type, "stylegan_size": g.size, "work_in_stylespace": options.works_in_stylespace,
+            "no_coarse_mapper": not options.coarse, "no_medium_mapper": not options.medium, "no_fine_mapper": not options.fine,
+        }
+        if resume_from is None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(options.seed)
+                self.mapper = build_mapper(options.mapper_type, latent_dim=g.style_dim, options=mapper_options, g=g)
+            tensors, meta = None, None
+        else:
+            self.mapper, meta, tensors = read_training_state(resume_from)
+            self._check_same_run(resume_from, meta)
+        self.mapper = self.mapper.to(device).train().requires_grad_(True)
+        self.names = [name for name, _ in self.mapper.net.named_parameters()]
+        self.optimizer = make_optimizer(options.optimizer, self.mapper.net.parameters(), options.learning_rate)
+        self.step_index = 0
+        if meta is not None:
+            _load_optimizer_state(self.optimizer, self.names, tensors, meta["optimizer_groups"])
+            self.step_index = meta["step"]
+        self.saved_step = self.step_index if resume_from is not None else None
+        self.last_images: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._order: tuple[int, np.ndarray] | None = None
+
+    def _check_same_run(self, path: str, meta: dict):
+        if meta.get("format") != TRAINING_FORMAT:
+            raise ValueError(f"{path}: training state format {meta.get('format')} is not {TRAINING_FORMAT}; it cannot be resumed")
+        now = self.identity
+        differ = [f"{k} {v!r} (checkpoint) vs {now['options'].get(k)!r} (now)" for k, v in meta["options"].items() if now["options"].get(k) != v]
+        if meta["loss"] != now["loss"]:
+            differ.append(f"the loss differs ({meta['loss']} vs {now['loss']})")
+        differ += [f"the {what} differ" for key, what in (("latents", "training latents"), ("generator", "generator weights")) if meta[key] != now[key]]
+        if differ:
+            raise ValueError(
+                f"cannot resume {os.path.basename(path)}: a resumed run must be the same run, but " + "; ".join(differ)
+                + ". Set them back, or start a new run ('number' or 'overwrite')."
+            )
+
+    def _batch(self, step: int) -> Latents:
+        # Epoch e's order comes from (seed, e) alone, so a resumed run draws the batches an
+        # uninterrupted one would; the last partial batch of an epoch is dropped, as in the coach.
+        epoch, position = divmod(step, self.batches_per_epoch)
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, np.random.default_rng([self.options.seed, epoch]).permutation(self.codes.batch_size))
+        b = self.options.batch_size
+        index = torch.from_numpy(self._order[1][position * b:(position + 1) * b]).to(self.g.w_avg.device)
+        return _take(self.codes, index)
+
+    def step(self) -> dict[str, float]:
+        """One update; returns the batch means of the loss and its terms before it."""
+        g = self.g
+        w = self._batch(self.step_index)
+        with torch.no_grad():
+            if self.options.works_in_stylespace and w.w_plus is not None:
+                w = Latents(styles=w.to_styles(g))
+            x = g.synthesis(w.to_styles(g), noise="const")
+        context = EditContext.start(x, w)
+        loss = self.loss.prepare(context)
+        with torch.enable_grad():
+            edited = self.mapper.edit(w, g)
+            x_hat = g.synthesis(edited.to_styles(g), noise="const")
+            value = loss(context.edited(x_hat, edited))
+            total = value.total.mean()
+            if not math.isfinite(float(total.detach())):
+                raise FloatingPointError(f"the loss became {float(total.detach())} at step {self.step_index + 1}; lower the learning rate")
+            self.mapper.zero_grad(set_to_none=True)
+            total.backward()
+        self.optimizer.step()
+        self.step_index += 1
+        self.last_images = (x, x_hat.detach())
+        report = {"loss": float(total.detach())}
+        report.update({label: float(v.detach().mean()) for label, v in value.parts.items()})
+        return report
+
+    def trained_mapper(self) -> LatentMapper:
+        """A copy of the mapper for inference (eval mode, no gradients)."""
+        net = build_mapper(self.mapper.mapper_type, {k: v.detach().clone() for k, v in self.mapper.net.state_dict().items()}, options=self.mapper.options)
+        return net.to(self.g.w_avg.device)
+
+    def save(self, path: str, overwrite: bool):
+        """Write the checkpoint (atomically) unless this step is already on disk."""
+        if self.saved_step == self.step_index and os.path.exists(path):
+            return
+        tensors, groups = _optimizer_state(self.optimizer, self.names)
+        meta = {"format": TRAINING_FORMAT, "step": self.step_index, "optimizer_groups": groups, **self.identity}
+        self.mapper.save(path, overwrite=overwrite, training_tensors=tensors, metadata={"training": json.dumps(meta)})
+        self.saved_step = self.step_index
+
+
+def train_mapper(
+    g: Generator, latents: Latents, loss: LossSet, path: str, steps: int, options: TrainingOptions = TrainingOptions(),
+    resume: bool = False, overwrite: bool = False, save_every: int = 2000, preview_every: int = 100,
+    progress: Progress | None = None, report: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train (or, with ``resume``, continue) a mapper until ``steps`` steps in all, checkpointing
+    to ``path`` every ``save_every`` steps (0: only at the end), at the end, and when
+    ``progress`` raises (ComfyUI's cancel); the exception is then re-raised. An error inside a
+    step leaves the last checkpoint as it was. An existing ``path`` is continued with ``resume``,
+    replaced at the first save with ``overwrite``, and otherwise an error before any training
+    (``checkpoint_path`` picks names).
+
+    ``progress(done, total, preview)`` runs after every step, with a grid of the batch's
+    original and edited faces every ``preview_every`` steps; ``report(text)`` gets the step and
+    losses at the same moments.
+    """
+    if steps < 1 or save_every < 0 or preview_every < 1:
+        raise ValueError(f"need steps >= 1, save_every >= 0 and preview_every >= 1, found {steps}, {save_every}, {preview_every}")
+    if os.path.exists(path) and not (resume or overwrite):
+        raise FileExistsError(f"{path} already exists; resume it, overwrite it or choose another name")
+    trainer = MapperTrainer(g, latents, loss, options, resume_from=path if resume else None)
+    resumed_from = trainer.step_index if resume else None
+    history = []
+    overwrite = overwrite or resume
+    while trainer.step_index < steps:
+        values = trainer.step()
+        history.append(values)
+        done = trainer.step_index
+        show = done % preview_every == 0 or done == steps
+        if save_every and done % save_every == 0 and done < steps:
+            trainer.save(path, overwrite)
+            overwrite = True
+        if report is not None and show:
+            report(f"step {done}/{steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items()))
+        if progress is not None:
+            try:
+                progress(done, steps, preview_grid(*trainer.last_images) if show else None)
+            except BaseException:
+                trainer.save(path, overwrite)
+                raise
+    trainer.save(path, overwrite)
+    return TrainResult(trainer.trained_mapper(), path, trainer.step_index, resumed_from, history)
