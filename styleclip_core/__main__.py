@@ -2,6 +2,7 @@
 
   convert FILE [--out OUT]     any supported generator file -> .safetensors (never overwrites)
   tiny-models --models-dir DIR write tiny random stand-ins of every model (never overwrites)
+  relevance --generator G --clip C --cache-dir DIR   global directions' fs3 and statistics (cached, resumable)
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ def main(argv=None):
     convert.add_argument("--out", help="output path (default: beside the input, .safetensors)")
     tiny = sub.add_parser("tiny-models", help="write tiny random-weight stand-ins under the official names")
     tiny.add_argument("--models-dir", required=True)
+    from .global_cache import add_relevance_arguments
+
+    add_relevance_arguments(sub.add_parser("relevance", help="compute channel relevance (fs3) and style statistics for global directions"))
     args = parser.parse_args(argv)
     if args.command == "convert":
         from .checkpoints import convert_to_safetensors
@@ -26,6 +30,10 @@ def main(argv=None):
         from .tiny_models import main as tiny_main
 
         tiny_main(["--models-dir", args.models_dir])
+    elif args.command == "relevance":
+        from .global_cache import relevance_command
+
+        relevance_command(args)
 
 
 if __name__ == "__main__":
