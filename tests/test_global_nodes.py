@@ -13,7 +13,7 @@ COMPUTE = "compute for this generator and CLIP (cached)"
 @pytest.fixture(scope="module")
 def setup(comfy):
     n = comfy.nodes
-    g = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "auto").args[0]
+    g = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "auto", "fp32").args[0]
     clip = n["StyleCLIP_LoadCLIP"].execute("ViT-B-32.pt", "auto", "styleclip").args[0]
     rel, info = n["StyleCLIP_ChannelRelevance"].execute(g, "fs3.npy", 100, "all conv layers", 16, "float32", 2000, True, clip).args
     latents = n["StyleCLIP_SampleLatents"].execute(g, 3, 2, 0.7).args[0]
