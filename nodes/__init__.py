@@ -3,6 +3,7 @@ from comfy_api.latest import ComfyExtension, io
 
 from . import clip_nodes, generator_nodes, local_nodes, loss_nodes, mapper_nodes, optimize_nodes, photo_nodes
 from . import mapper_training_nodes
+from . import global_nodes
 from .common import register_model_folders
 
 NODES: list[type[io.ComfyNode]] = [
@@ -14,6 +15,7 @@ NODES: list[type[io.ComfyNode]] = [
     *mapper_nodes.NODES,
     *mapper_training_nodes.NODES,
     *local_nodes.NODES,
+    *global_nodes.NODES,
 ]
 
 

@@ -22,6 +22,8 @@ Alignment = io.Custom("SCLIP_ALIGNMENT")  # list[styleclip_core.align.FaceAlignm
 Clip = io.Custom("SCLIP_CLIP")
 ArcFace = io.Custom("SCLIP_ARCFACE")
 Loss = io.Custom("SCLIP_LOSS")
+Relevance = io.Custom("SCLIP_RELEVANCE")  # styleclip_core.global_cache.Relevance
+Direction = io.Custom("SCLIP_DIRECTION")  # styleclip_core.global_directions.GlobalDirection
 
 CATEGORY = "StyleCLIP"
 
@@ -34,6 +36,8 @@ MODEL_FOLDERS: dict[str, tuple[str, ...]] = {
     "mediapipe": (".task",),
     "openclip": (".pt", ".pth", ".bin", ".safetensors"),
     "arcface": (".pth", ".pt", ".safetensors"),
+    "styleclip_global": (".npy", ".safetensors"),  # fs3 and style statistics (computed ones are cached here)
+    "styleclip_directions": (".safetensors",),
 }
 
 

@@ -3,6 +3,7 @@
   convert FILE [--out OUT]     any supported generator file -> .safetensors (never overwrites)
   tiny-models --models-dir DIR write tiny random stand-ins of every model (never overwrites)
   check-models --models-dir DIR  which official files are present, missing or wrong
+  relevance --generator G --clip C --cache-dir DIR   global directions' fs3 and statistics (cached, resumable)
 """
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ def main(argv=None):
     check = sub.add_parser("check-models", help="check a ComfyUI models folder against the pack's model list")
     check.add_argument("--models-dir", required=True)
     check.add_argument("--quick", action="store_true", help="presence and published checksums only; do not load the files")
+    from .global_cache import add_relevance_arguments
+
+    add_relevance_arguments(sub.add_parser("relevance", help="compute channel relevance (fs3) and style statistics for global directions"))
     args = parser.parse_args(argv)
     if args.command == "convert":
         from .checkpoints import convert_to_safetensors
@@ -36,6 +40,10 @@ def main(argv=None):
         from .tiny_models import main as tiny_main
 
         tiny_main(["--models-dir", args.models_dir])
+    elif args.command == "relevance":
+        from .global_cache import relevance_command
+
+        relevance_command(args)
 
 
 if __name__ == "__main__":

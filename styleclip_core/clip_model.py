@@ -120,7 +120,9 @@ class ClipModel:
 
         Non-square images are resized per axis (squashed), as the reference never sees them.
         """
-        x = self._resize(images.shape[-2], images) @ images @ self._resize(images.shape[-1], images).t()
+        x = images
+        if tuple(images.shape[-2:]) != (self.image_size, self.image_size):  # at CLIP's size the resize is the identity
+            x = self._resize(images.shape[-2], images) @ images @ self._resize(images.shape[-1], images).t()
         if self.preprocessing == "normalized":
             mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
             std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)

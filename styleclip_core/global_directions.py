@@ -4,7 +4,8 @@ The method (SPEC 3.3; StyleCLIP ``global_torch``):
 1. per-channel style statistics over sampled faces (``style_statistics``);
 2. the relevance of every StyleSpace conv channel to CLIP's image space, ``fs3``
    (``channel_relevance``: perturb one channel by +-5 std, measure the CLIP image embedding change);
-3. a text direction ``dt`` in CLIP space (target minus neutral prompt, 79-template averages);
+3. a text direction ``dt`` in CLIP space (target minus neutral prompt, 79-template averages;
+   ``ClipModel.text_direction``);
 4. ``direction = boundary(fs3, dt, beta)``: channels whose relevance |fs3 . dt| reaches beta, scaled
    so the strongest is 1 and multiplied by each channel's std;
 5. ``s + alpha * direction`` rendered from StyleSpace.
@@ -25,9 +26,11 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from .errors import CheckpointError
 from .generator import Generator
+from .latents import Latents
 
 Progress = Callable[[int, int, "torch.Tensor | None"], None]
 SAVE_EVERY_S = 60  # partial relevance results are written at most this often (and after each layer)
+PREVIEW_EVERY_S = 2  # a probe image goes to the progress callback at most this often
 
 
 def conv_layers(g: Generator) -> list[int]:
@@ -91,19 +94,6 @@ def style_statistics(g: Generator, num_samples: int = 100_000, seed: int = 5, ps
     std = [(q / num_samples - m.square()).clamp_min(0).sqrt() for q, m in zip(sq, mean)]
     recipe = {"num_samples": num_samples, "seed": seed, "psi": psi, "cutoff": cutoff}
     return StyleStatistics([m.float() for m in mean], [s.float() for s in std], recipe)
-
-
-# ------------------------------------------------------------------------------------------
-# 3. text direction
-
-
-def text_direction(target: torch.Tensor, neutral: torch.Tensor) -> torch.Tensor:
-    """``dt``: unit vector from the neutral to the target text embedding (both template averages)."""
-    dt = target.double() - neutral.double()
-    norm = dt.norm()
-    if norm == 0:
-        raise ValueError("the neutral and target texts have the same CLIP embedding; the direction is undefined")
-    return (dt / norm).float()
 
 
 # ------------------------------------------------------------------------------------------
@@ -190,6 +180,12 @@ def boundary(fs3: torch.Tensor, dt: torch.Tensor, stats: StyleStatistics, g: Gen
     return GlobalDirection(deltas, {"beta": beta, "num_channels": num_c})
 
 
+def channels_kept(fs3: torch.Tensor, dt: torch.Tensor, betas: Sequence[float]) -> list[int]:
+    """How many channels each beta keeps (``num_c`` of ``boundary``), to choose beta before editing."""
+    r = (fs3.double() @ dt.double()).abs()
+    return [int((r >= beta).sum()) for beta in betas]
+
+
 def apply_direction(styles: Sequence[torch.Tensor], direction: GlobalDirection, alphas: Sequence[float]) -> list[torch.Tensor]:
     """``s + alpha * delta`` for every alpha: returns per-layer [B * len(alphas), C], image-major
     (image 0 at every alpha, then image 1, ...), computed in float64 as the reference does."""
@@ -201,6 +197,20 @@ def apply_direction(styles: Sequence[torch.Tensor], direction: GlobalDirection, 
     return out
 
 
+def edit_latents(g: Generator, latents: Latents, direction: GlobalDirection, alphas: Sequence[float]) -> tuple[Latents, Latents]:
+    """(edited, originals): StyleSpace codes ``s + alpha * delta`` for every face and alpha,
+    image-major (face 0 at every alpha, then face 1, ...), and the input codes repeated in the same
+    order, for nodes that compare or blend the two (mask-local edits)."""
+    if not alphas:
+        raise ValueError("no alpha given: list at least one edit strength")
+    direction.check(g)
+    edited = Latents(styles=apply_direction(latents.to_styles(g), direction, alphas))
+    n = len(alphas)
+    if latents.w_plus is not None:
+        return edited, Latents(w_plus=latents.w_plus.repeat_interleave(n, 0))
+    return edited, Latents(styles=[s.repeat_interleave(n, 0) for s in latents.styles])
+
+
 # ------------------------------------------------------------------------------------------
 # fs3 files
 
@@ -210,6 +220,12 @@ def check_fs3(fs3: torch.Tensor, g: Generator) -> torch.Tensor:
     if fs3.ndim != 2 or fs3.shape[0] > total:
         raise ValueError(f"fs3 must be [rows <= {total} conv channels, clip_dim] for this generator, found {list(fs3.shape)}")
     return fs3
+
+
+def save_fs3(fs3: torch.Tensor, path: str, metadata: dict | None = None):
+    """fs3 as .safetensors (tensor 'fs3'; ``metadata`` values JSON-encoded); never overwrites."""
+    meta = {"format": "styleclip-fs3", **{k: json.dumps(v) for k, v in (metadata or {}).items()}}
+    _save_atomic({"fs3": fs3.float().contiguous().cpu()}, path, meta)
 
 
 def load_fs3(path: str) -> torch.Tensor:
@@ -224,6 +240,14 @@ def load_fs3(path: str) -> torch.Tensor:
     if "fs3" not in tensors:
         raise CheckpointError(path, "a tensor named 'fs3'", f"tensors {sorted(tensors)[:6]}")
     return tensors["fs3"].float()
+
+
+def fs3_metadata(path: str) -> dict:
+    """The metadata ``save_fs3`` wrote (JSON-decoded); empty for other files (an official .npy)."""
+    if path.endswith(".npy"):
+        return {}
+    _, meta = _load(path, "channel relevance (fs3)")
+    return {k: json.loads(v) for k, v in meta.items() if k != "format"}
 
 
 # ------------------------------------------------------------------------------------------
@@ -242,6 +266,9 @@ def clip_input_for_relevance(images: torch.Tensor, size: int = 224, mean=(0.4814
     return (x - torch.tensor(mean, device=x.device)[:, None, None]) / torch.tensor(std, device=x.device)[:, None, None]
 
 
+PRECISIONS = ("float32", "bfloat16", "float16")
+
+
 @dataclass
 class RelevanceJob:
     """What ``channel_relevance`` computes and how, recorded with partial results so a resumed
@@ -254,6 +281,9 @@ class RelevanceJob:
     seed: int = 5
     psi: float = 0.7
     cutoff: int | None = 8
+    # 'bfloat16' / 'float16': rendering and CLIP under torch.autocast, a GPU speed option whose
+    # rows differ from float32 ones by rounding (they are a different job, never mixed on resume)
+    precision: str = "float32"
 
     def layers(self, g: Generator) -> list[int]:
         return [i for i in conv_layers(g) if self.max_resolution is None or g.style_layers[i].resolution <= self.max_resolution]
@@ -267,79 +297,135 @@ def channel_relevance(
     batch_size: int = 16,
     partial_path: str | None = None,
     progress: Progress | None = None,
+    prepare_image: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    tally: dict | None = None,
 ) -> torch.Tensor:
     """fs3: for each probed conv channel, the mean over ``num_images`` faces of the normalised change
     of the L2-normalised CLIP image embedding between s_c = mean - alpha std and mean + alpha std,
     normalised (SingleChannel.py + GetFs). Rows in conv-layer order, then channel.
 
-    ``encode_image(images in [-1, 1]) -> [B, E]``. Only the layers from the probed one on are
-    re-rendered. With ``partial_path`` finished rows are saved after every batch (atomically) and
-    a rerun with the same job resumes from them.
+    ``encode_image(x) -> [B, E]`` embeds ``prepare_image(images)`` (or the images in [-1, 1]
+    themselves without ``prepare_image``). Work per probed layer: the faces are rendered up to the
+    layer once; every probe then renders only the layers from the probed one on, in batches of
+    ``batch_size`` probes that run across channel boundaries. A face's - and + probes whose encoder
+    inputs are identical (the same uint8 image) are not encoded: their difference is zero either way.
+
+    ``progress(finished channels, total, preview)`` follows every batch, so an interruption raised
+    there stops within one batch. With ``partial_path`` finished rows are saved (atomically) at most
+    ``SAVE_EVERY_S`` apart, after each layer and when interrupted, and a rerun of the same job
+    resumes from them. ``tally`` (a dict) receives the numbers of probes rendered and encoded.
     """
-    device = g.w_avg.device
+    if job.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, found {job.precision!r}")
     layers = job.layers(g)
+    if not layers:
+        raise ValueError(f"no conv layer at or below {job.max_resolution}px to probe")
+    device = g.w_avg.device
     total = sum(g.style_layers[i].channels for i in layers)
     rows = _load_partial(partial_path, job)
-    done = rows.shape[0] if rows is not None else 0
-    results = [rows] if rows is not None else []
-    channels_per_call = max(1, batch_size // (2 * job.num_images))
-    last_save = time.monotonic()
+    finished = [rows] if rows is not None else []
+    done = saved = rows.shape[0] if rows is not None else 0
+    batch = max(2, batch_size + batch_size % 2)  # even, so a face's (-, +) pair never straddles two batches
+    per_channel = 2 * job.num_images
+    dtype = None if job.precision == "float32" else getattr(torch, job.precision)
+    tally = {} if tally is None else tally
+    tally.setdefault("rendered", 0)
+    tally.setdefault("encoded", 0)
+    last_save = last_preview = time.monotonic()
 
-    with torch.no_grad():
-        base = [s.to(device) for s in reference_styles(g, sample_z(job.num_images, g.style_dim, job.seed), job.psi, job.cutoff)]
-        mean = [m.to(device) for m in stats.mean]
-        std = [s.to(device) for s in stats.std]
-        row = 0
-        for layer in layers:
-            width = g.style_layers[layer].channels
-            if row + width > done:
-                state = g.synthesis_state(base, layer)
-                channels = list(range(max(0, done - row), width))
-                for first in range(0, len(channels), channels_per_call):
-                    chunk = channels[first:first + channels_per_call]
-                    results.append(_probe(g, encode_image, base, state, layer, chunk, mean[layer], std[layer], job, batch_size).cpu())
-                    if partial_path is not None and time.monotonic() - last_save > SAVE_EVERY_S:
-                        _save_partial(partial_path, torch.cat(results), job)
-                        last_save = time.monotonic()
-                    if progress is not None:
-                        progress(row + chunk[-1] + 1, total, None)
-                if partial_path is not None:
-                    _save_partial(partial_path, torch.cat(results), job)
-                    last_save = time.monotonic()
-            if job.cumulative_mean:
-                base[layer] = mean[layer].expand_as(base[layer]).clone()
-            row += width
-    return torch.cat(results)
+    def save():
+        nonlocal last_save, saved
+        count = sum(r.shape[0] for r in finished)
+        if partial_path is not None and count > saved:
+            _save_partial(partial_path, torch.cat(finished), job)
+            saved = count
+        last_save = time.monotonic()
+
+    try:
+        with torch.no_grad():
+            base = [s.to(device) for s in reference_styles(g, sample_z(job.num_images, g.style_dim, job.seed), job.psi, job.cutoff)]
+            mean = [m.to(device) for m in stats.mean]
+            std = [s.to(device) for s in stats.std]
+            row = 0
+            for layer in layers:
+                width = g.style_layers[layer].channels
+                if row + width > done:
+                    completed = max(0, done - row)
+                    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                        state = _prefix_state(g, base, layer, batch)
+                    pending = []
+                    for first in range(completed * per_channel, width * per_channel, batch):
+                        probes = torch.arange(first, min(first + batch, width * per_channel), device=device)
+                        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                            feats, images = _probe(g, encode_image, prepare_image, base, state, layer, probes, mean[layer], std[layer], job, tally)
+                        pending.append(feats)
+                        ready = sum(len(f) for f in pending) // per_channel
+                        if ready:
+                            f = torch.cat(pending)
+                            finished.append(_rows(f[: ready * per_channel], job.num_images).cpu())
+                            pending = [f[ready * per_channel:]]
+                            completed += ready
+                        if time.monotonic() - last_save > SAVE_EVERY_S:
+                            save()
+                        if progress is not None:
+                            preview = images[-1:] if time.monotonic() - last_preview > PREVIEW_EVERY_S else None
+                            last_preview = time.monotonic() if preview is not None else last_preview
+                            progress(row + completed, total, preview)
+                    save()
+                if job.cumulative_mean:
+                    base[layer] = mean[layer].expand_as(base[layer]).clone()
+                row += width
+    except BaseException:
+        save()  # an interrupted run keeps what it finished
+        raise
+    return torch.cat(finished)
 
 
-def _probe(g, encode_image, base, state, layer, channels, mean, std, job, batch_size):
-    """fs3 rows of ``channels`` of ``layer``: render mean -/+ alpha std per image, from ``state``."""
-    n = job.num_images
-    rows = []
-    for c in channels:
-        s = base[layer].clone()
-        if job.cumulative_mean:
-            s[:, : c + 1] = mean[: c + 1]  # channels before c were set to their means and stay there
-        else:
-            s[:, c] = mean[c]
-        lo, hi = s.clone(), s.clone()
-        lo[:, c] -= job.alpha * std[c]
-        hi[:, c] += job.alpha * std[c]
-        rows.append(torch.stack([lo, hi], 1).reshape(2 * n, -1))  # image-major: (img0 -, img0 +, ...)
-    layer_styles = torch.cat(rows)
-    feats = []
-    for start in range(0, layer_styles.shape[0], batch_size):
-        part = layer_styles[start:start + batch_size]
-        idx = (torch.arange(start, start + part.shape[0], device=part.device) // 2) % n
-        styles = [b[idx] for b in base]
-        styles[layer] = part
-        x = state[1][idx]
-        rgb = state[2][idx] if state[2] is not None else None
-        images = g.synthesis(styles, start=(layer, x, rgb))
-        feats.append(encode_image(images).float())
-    f = F.normalize(torch.cat(feats), dim=-1).reshape(len(channels), n, 2, -1)
+def _prefix_state(g, base, layer, batch):
+    """Features and RGB of every face just before ``layer``, rendered ``batch`` faces at a time."""
+    parts = [g.synthesis_state([b[k:k + batch] for b in base], layer) for k in range(0, base[0].shape[0], batch)]
+    rgb = None if parts[0][2] is None else torch.cat([p[2] for p in parts])
+    return layer, torch.cat([p[1] for p in parts]), rgb
+
+
+def _probe(g, encode_image, prepare_image, base, state, layer, probes, mean, std, job, tally):
+    """Encoder features ``[len(probes), E]`` of probes numbered channel-major, then face, then
+    (-, +): probe p sets channel p // 2n of face (p % 2n) // 2 to mean -/+ alpha std."""
+    n2 = 2 * job.num_images
+    channel, face = probes // n2, (probes % n2) // 2
+    sign = (probes % 2) * 2 - 1
+    s = base[layer][face]
+    if job.cumulative_mean:  # channels before c were set to their means and stay there
+        s = torch.where(torch.arange(s.shape[1], device=s.device)[None] <= channel[:, None], mean[None], s)
+    else:
+        s = s.clone()
+        s[torch.arange(len(probes)), channel] = mean[channel]
+    # mean + alpha * std rounded once from float64, as NumPy adds the float64 boundary to float32 codes
+    s[torch.arange(len(probes)), channel] = (mean[channel].double() + sign.double() * job.alpha * std[channel].double()).to(s.dtype)
+    styles = [b[face] for b in base]
+    styles[layer] = s
+    rgb = state[2][face] if state[2] is not None else None
+    images = g.synthesis(styles, start=(layer, state[1][face], rgb))
+    x = prepare_image(images) if prepare_image is not None else images
+    keep = torch.ones(len(probes), dtype=torch.bool, device=x.device)
+    if prepare_image is not None:
+        same = (x[0::2] == x[1::2]).flatten(1).all(1)
+        keep = (~same).repeat_interleave(2)
+        if not keep.any():
+            keep[:2] = True  # one (identical) pair still sets the embedding width
+    encoded = encode_image(x[keep]).float()
+    feats = encoded.new_zeros(len(probes), encoded.shape[-1])
+    feats[keep] = encoded
+    tally["rendered"] += len(probes)
+    tally["encoded"] += int(keep.sum())
+    return feats, images
+
+
+def _rows(feats, n):
+    """GetFs on ``[channels * n * 2, E]`` features: normalise, (+) - (-), normalise, mean over faces, normalise."""
+    f = F.normalize(feats.double().reshape(-1, n, 2, feats.shape[-1]), dim=-1)
     diff = F.normalize(f[:, :, 1] - f[:, :, 0], dim=-1)
-    return F.normalize(diff.mean(1), dim=-1)
+    return F.normalize(diff.mean(1), dim=-1).float()
 
 
 def _save_partial(path, rows, job):

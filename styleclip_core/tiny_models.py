@@ -393,6 +393,17 @@ def write_arcface_pth(path: str, seed: int = 0) -> str:
     return path
 
 
+def write_fs3_npy(path: str, seed: int = 0) -> str:
+    """A stand-in for the official global-directions ``fs3.npy``: random unit rows, one per conv
+    channel of the tiny generator, as wide as the tiny CLIP's embedding (a plain NumPy array)."""
+    from .global_directions import num_conv_channels
+
+    _no_overwrite(path)
+    rows = np.random.RandomState(seed).randn(num_conv_channels(tiny_generator()), TINY_CLIP["embed_dim"])
+    np.save(path, (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32))
+    return path
+
+
 # ---------------------------------------------------------------------------------------------
 # models folder
 
@@ -404,6 +415,7 @@ WRITERS: dict[str, tuple[str, str, callable]] = {
     "e4e": ("e4e", "e4e_ffhq_encode.pt", _write_tiny_e4e),
     "clip": ("openclip", "ViT-B-32.pt", write_openai_clip),
     "arcface": ("arcface", "model_ir_se50.pth", write_arcface_pth),
+    "fs3": ("styleclip_global", "fs3.npy", write_fs3_npy),
 }
 
 

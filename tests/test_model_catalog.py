@@ -14,6 +14,9 @@ def test_check_models(tmp_path, capsys):
     rows = {e.kind: (status, detail) for e, status, detail in model_catalog.check_models(models)}
     assert rows["generator"][0] == "PROBLEM" and "tiny random stand-in" in rows["generator"][1]
     assert rows["mapper"][0] == "PROBLEM" and "stand-in" in rows["mapper"][1]
+    assert rows["fs3"][0] == "PROBLEM" and "not [5376 or 6048, 512]" in rows["fs3"][1]
+    os.remove(os.path.join(models, "styleclip_global", "fs3.npy"))
+    rows = {e.kind: (status, detail) for e, status, detail in model_catalog.check_models(models)}
     assert rows["fs3"][0] == "MISSING" and "styleclip_global" in rows["fs3"][1]
     # a real-architecture file that is not what its name says
     os.remove(os.path.join(models, "face_parsing", "79999_iter.pth"))

@@ -304,6 +304,31 @@ WORKFLOWS["07_mapper_train_and_apply"] = dict(
 )
 
 
+WORKFLOWS["08_global_direction"] = dict(
+    note="StyleCLIP global direction: 'face' -> 'face with blonde hair' applied to sampled faces at five strengths "
+    "(one row per face, alpha -4 to 4), and the same sweep confined to the top of the image with Local Edit.\n"
+    "Needs stylegan2-ffhq-config-f.pt (models/stylegan), ViT-B-32.pt (models/openclip) and StyleCLIP's precomputed fs3.npy "
+    "for FFHQ (models/styleclip_global). Without fs3.npy, set Channel Relevance to 'compute ...' (hours on a GPU, once: "
+    "the result is cached). See the README, Global directions.",
+    nodes=[
+        node(1, "StyleCLIP_LoadGenerator", {"generator_name": GENERATOR, "ops_backend": "auto"}),
+        node(2, "StyleCLIP_LoadCLIP", {"clip_name": "ViT-B-32.pt", "architecture": "auto", "image_preprocessing": "styleclip"}),
+        node(3, "StyleCLIP_ChannelRelevance", {"fs3": "fs3.npy"}, {"generator": (1, 0), "clip": (2, 0)}),
+        node(4, "StyleCLIP_GlobalDirection", {"neutral": "face", "target": "face with blonde hair", "beta": 0.15}, {"relevance": (3, 0), "clip": (2, 0)}),
+        node(5, "StyleCLIP_SampleLatents", {"seed": 5, "batch_size": 2, "truncation_psi": 0.7}, {"generator": (1, 0)}),
+        node(6, "StyleCLIP_ApplyGlobalDirection", {"alphas": "-4, -2, 0, 2, 4"}, {"generator": (1, 0), "latents": (5, 0), "direction": (4, 0)}),
+        node(7, "StyleCLIP_Synthesize", {"noise": "const"}, {"generator": (1, 0), "latents": (6, 0)}),
+        node(8, "StyleCLIP_ImageGrid", {}, {"images": (7, 0), "columns": (6, 2)}),
+        node(9, "SaveImage", {"filename_prefix": "styleclip/global_blonde_sweep"}, {"images": (8, 0)}),
+        node(10, "SolidMask", {"value": 0.0, "width": 1024, "height": 1024}),
+        node(11, "SolidMask", {"value": 1.0, "width": 1024, "height": 410}),
+        node(12, "MaskComposite", {"x": 0, "y": 0, "operation": "add"}, {"destination": (10, 0), "source": (11, 0)}),
+        node(13, "StyleCLIP_LocalEdit", {"feather": 8.0, "blend_from": "8"}, {"generator": (1, 0), "original": (6, 1), "edited": (6, 0), "mask": (12, 0)}),
+        node(14, "StyleCLIP_ImageGrid", {}, {"images": (13, 0), "columns": (6, 2)}, title="Image Grid (local edit)"),
+        node(15, "SaveImage", {"filename_prefix": "styleclip/global_blonde_sweep_local"}, {"images": (14, 0)}),
+    ],
+)
+
 def main():
     import tempfile
 

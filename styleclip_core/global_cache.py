@@ -1,0 +1,338 @@
+"""Global directions from files: style statistics and channel relevance (fs3) computed once per
+generator and CLIP and then reused, official ``fs3.npy`` files, and the CLIP encoder of relevance.
+
+Cache files live in a folder (in ComfyUI: ``models/styleclip_global``) under names made of
+content fingerprints, so a result is found again whatever the model files are called, and is
+never taken for another model's:
+
+* ``stats-g<generator>-r<recipe>.safetensors``: style statistics of a generator;
+* ``fs3-g<generator>-c<CLIP>-j<job>.safetensors``: channel relevance for a generator and CLIP;
+* ``<fs3 file>.incomplete``: the finished rows of an interrupted computation (resumed from);
+* ``<file>.lock``: held by the process computing that file, refreshed as it works.
+
+``<generator>`` / ``<CLIP>`` are the first 12 hex digits of a SHA-256 over the weights (the whole
+generator with its W average; CLIP's image tower and image preprocessing, the parts fs3 depends
+on), ``<recipe>`` / ``<job>`` 8 hex digits of one over the settings. The full fingerprints,
+settings and readable model names are in each file's metadata and checked when it is read.
+Nothing is overwritten: a file with the expected name but other metadata is an error.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+
+from .clip_model import ClipModel
+from .generator import Generator
+from .global_directions import (
+    PRECISIONS,
+    GlobalDirection,
+    Progress,
+    RelevanceJob,
+    StyleStatistics,
+    boundary,
+    channel_relevance,
+    channels_kept,
+    check_fs3,
+    clip_input_for_relevance,
+    fs3_metadata,
+    load_fs3,
+    save_fs3,
+    style_statistics,
+)
+
+FS3_EXTENSIONS = (".npy", ".safetensors")
+INCOMPLETE = ".incomplete"
+LOCK_STALE_S = 900  # a lock not refreshed for this long belongs to a process that is gone
+STATISTICS = {"seed": 5, "psi": 0.7, "cutoff": 8}  # global_torch's GenerateS (SPEC 3.3.1)
+
+_weights_digest: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
+
+
+def _digest_module(module: torch.nn.Module) -> str:
+    """SHA-256 of a module's tensors (names, dtypes, shapes, bytes); remembered per module, as
+    the pack's models are frozen once loaded (about 0.3 s for CLIP ViT-B/32's image tower)."""
+    if module not in _weights_digest:
+        h = hashlib.sha256()
+        for name, t in sorted(module.state_dict().items()):
+            t = t.detach().to("cpu").contiguous()
+            h.update(f"{name}|{t.dtype}|{tuple(t.shape)};".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+        _weights_digest[module] = h.hexdigest()
+    return _weights_digest[module]
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def generator_fingerprint(g: Generator) -> str:
+    """Identifies a generator's weights, noise maps and W average (everything fs3 depends on)."""
+    return _digest(_digest_module(g), g.w_avg.detach().cpu().tolist() if g.has_w_avg else None)
+
+
+def clip_fingerprint(clip: ClipModel) -> str:
+    """Identifies what CLIP contributes to fs3: its image tower and image preprocessing (the text
+    tower does not enter fs3)."""
+    return _digest(_digest_module(clip.net.visual), clip.image_size, list(clip.mean), list(clip.std))
+
+
+def relevance_encoder(clip: ClipModel):
+    """``(prepare_image, encode_image)`` for ``channel_relevance``: CLIP's own preprocessing as
+    SingleChannel.py applies it (uint8 image, bicubic resize, centre crop, mean/std) and then the
+    network. ``ClipModel`` encodes in its 'styleclip' mode: at CLIP's input size its resize is the
+    identity and it adds no normalisation ('normalized' would normalise a second time)."""
+    model = clip.with_preprocessing("styleclip")
+
+    def prepare(images: torch.Tensor) -> torch.Tensor:
+        return clip_input_for_relevance(images, clip.image_size, clip.mean, clip.std)
+
+    return prepare, model.encode_images
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Relevance:
+    """fs3 with what it belongs to: the generator, its style statistics and (when known) the CLIP
+    whose image space its columns are."""
+
+    generator: Generator
+    fs3: torch.Tensor
+    stats: StyleStatistics
+    clip_key: str | None  # None: an official file, made with OpenAI's ViT-B/32
+    source: str
+    info: dict = field(default_factory=dict)
+
+    def text_direction(self, clip: ClipModel, neutral: str, target: str) -> torch.Tensor:
+        if self.clip_key is not None and clip_fingerprint(clip) != self.clip_key:
+            raise ValueError(
+                f"this channel relevance ({os.path.basename(self.source)}) was computed with another CLIP model; "
+                "the text direction must come from the CLIP whose image space it measures"
+            )
+        return clip.text_direction(neutral, target, templates=True).detach().cpu()
+
+    def direction(self, clip: ClipModel, neutral: str, target: str, beta: float) -> GlobalDirection:
+        """StyleSpace direction for the edit neutral -> target (global_torch ``GetDt`` +
+        ``GetBoundary``)."""
+        d = boundary(self.fs3, self.text_direction(clip, neutral, target), self.stats, self.generator, beta)
+        d.info.update(neutral=neutral, target=target, relevance=os.path.basename(self.source))
+        return d
+
+    def channels_kept(self, clip: ClipModel, neutral: str, target: str, betas: Sequence[float]) -> list[int]:
+        return channels_kept(self.fs3, self.text_direction(clip, neutral, target), betas)
+
+
+def statistics_for(g: Generator, folders: Sequence[str], num_samples: int = 100_000, progress: Progress | None = None) -> tuple[StyleStatistics, str]:
+    """Style statistics of ``g`` from the cache, else computed (no rendering; seconds to a minute)
+    and written to ``folders[0]``. Returns (statistics, file)."""
+    key = generator_fingerprint(g)
+    recipe = {"num_samples": num_samples, **STATISTICS, "generator": key}
+    name = f"stats-g{key[:12]}-r{_digest(recipe)[:8]}.safetensors"
+
+    def read(path):
+        stats = StyleStatistics.load(path)
+        if {k: stats.recipe.get(k) for k in recipe} != recipe:
+            raise ValueError(f"{path} holds other statistics ({stats.recipe}) than its name says; move it away")
+        return stats
+
+    found = _find(folders, name)
+    if found:
+        return read(found), found
+    path = os.path.join(folders[0], name)
+    with _lock(path) as beat:
+        if os.path.exists(path):  # finished by another process meanwhile
+            return read(path), path
+        stats = style_statistics(g, num_samples, **STATISTICS, progress=_beating(beat, progress))
+        stats.recipe.update(recipe, generator_source=g.source)
+        stats.save(path)
+    return stats, path
+
+
+def relevance_for(
+    g: Generator,
+    clip: ClipModel,
+    folders: Sequence[str],
+    job: RelevanceJob = RelevanceJob(),
+    batch_size: int = 16,
+    statistics_samples: int = 100_000,
+    progress: Progress | None = None,
+) -> Relevance:
+    """fs3 of ``g`` and ``clip`` for ``job``: read from the cache when there, else computed (hours:
+    see the README), resuming from an ``.incomplete`` file of an interrupted run, and written to
+    ``folders[0]``. ``info`` says which, where and how long."""
+    stats, stats_path = statistics_for(g, folders, statistics_samples, progress)
+    gk, ck = generator_fingerprint(g), clip_fingerprint(clip)
+    identity = {"generator": gk, "clip": ck, "job": dict(job.__dict__), "statistics": {k: v for k, v in stats.recipe.items() if k != "generator_source"}}
+    name = f"fs3-g{gk[:12]}-c{ck[:12]}-j{_digest(identity['job'], identity['statistics'])[:8]}.safetensors"
+
+    def read(path):
+        meta = fs3_metadata(path)
+        if {k: meta.get(k) for k in identity} != json.loads(json.dumps(identity)):
+            raise ValueError(f"{path} holds channel relevance of other models or settings than its name says; move it away")
+        fs3 = check_fs3(load_fs3(path), g)
+        return Relevance(g, fs3, stats, ck, path, {"computed": False, "statistics": stats_path})
+
+    found = _find(folders, name)
+    if found:
+        return read(found)
+    path = os.path.join(folders[0], name)
+    with _lock(path) as beat:
+        if os.path.exists(path):
+            return read(path)
+        prepare, encode = relevance_encoder(clip)
+        tally: dict = {}
+        start = time.monotonic()
+        fs3 = channel_relevance(g, encode, stats, job, batch_size, path + INCOMPLETE, _beating(beat, progress), prepare, tally)
+        save_fs3(fs3, path, {**identity, "generator_source": g.source, "clip_name": clip.name})
+        if os.path.exists(path + INCOMPLETE):
+            os.remove(path + INCOMPLETE)
+    info = {"computed": True, "statistics": stats_path, "seconds": time.monotonic() - start, **tally}
+    return Relevance(g, fs3, stats, ck, path, info)
+
+
+def relevance_from_file(path: str, g: Generator, folders: Sequence[str], statistics_samples: int = 100_000, clip: ClipModel | None = None, progress: Progress | None = None) -> Relevance:
+    """An fs3 file (official ``fs3.npy``, all conv rows or fewer; or one this pack wrote) with the
+    generator's statistics. Files this pack wrote are checked against ``g`` and ``clip``."""
+    fs3 = check_fs3(load_fs3(path), g)
+    meta = fs3_metadata(path)
+    if meta.get("generator") not in (None, generator_fingerprint(g)):
+        raise ValueError(f"{os.path.basename(path)} was computed for another generator ({meta.get('generator_source', '?')})")
+    clip_key = meta.get("clip")
+    if clip is not None and clip_key is not None and clip_key != clip_fingerprint(clip):
+        raise ValueError(f"{os.path.basename(path)} was computed with another CLIP model ({meta.get('clip_name', '?')})")
+    stats, stats_path = statistics_for(g, folders, statistics_samples, progress)
+    return Relevance(g, fs3, stats, clip_key, path, {"computed": False, "statistics": stats_path})
+
+
+def is_fs3_file(name: str) -> bool:
+    """Files of the cache folder that hold fs3 (not statistics, incomplete results or locks)."""
+    base = os.path.basename(name)
+    return base.endswith(FS3_EXTENSIONS) and not base.startswith("stats-")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _find(folders, name):
+    return next((os.path.join(f, name) for f in folders if os.path.isfile(os.path.join(f, name))), None)
+
+
+def _beating(beat, progress):
+    def report(done, total, preview=None):
+        beat()
+        if progress is not None:
+            progress(done, total, preview)
+
+    return report
+
+
+@contextlib.contextmanager
+def _lock(path):
+    """Only one process computes ``path``; the holder refreshes the lock with ``beat()``."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    lock = path + ".lock"
+    for attempt in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            if attempt == 0 and _stale(lock):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(lock)
+                continue
+            raise RuntimeError(
+                f"{os.path.basename(path)} is being computed by another process ({_read(lock)}); wait for it to finish, "
+                f"or delete {lock} if that process is gone"
+            ) from None
+    with os.fdopen(fd, "w") as f:
+        json.dump({"pid": os.getpid(), "host": socket.gethostname()}, f)
+    try:
+        yield lambda: os.utime(lock)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(lock)
+
+
+def _read(lock):
+    try:
+        with open(lock) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _stale(lock):
+    try:
+        if time.time() - os.path.getmtime(lock) > LOCK_STALE_S:
+            return True
+    except FileNotFoundError:
+        return True
+    holder = _read(lock)
+    if os.name != "posix" or holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+        return False  # without a cheap, harmless liveness test only the age tells
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# command line: python -m styleclip_core relevance ...
+
+
+def add_relevance_arguments(parser):
+    parser.add_argument("--generator", required=True, help="generator file (.pt, .pkl, .safetensors)")
+    parser.add_argument("--clip", required=True, help="CLIP weights (OpenAI's ViT-B-32.pt for StyleCLIP)")
+    parser.add_argument("--architecture", default="auto", help="open_clip architecture of --clip ('auto' for OpenAI-layout files)")
+    parser.add_argument("--cache-dir", required=True, help="the cache folder (ComfyUI/models/styleclip_global, so the nodes find the result)")
+    parser.add_argument("--num-images", type=int, default=100, help="faces each channel is probed on (reference: 100)")
+    parser.add_argument("--layers", choices=["all", "128"], default="all", help="probe every conv layer, or those up to 128 px as SingleChannel.py does")
+    parser.add_argument("--channels-alone", action="store_true", help="reset only the probed channel to its mean (the reference leaves earlier ones there too)")
+    parser.add_argument("--batch-size", type=int, default=16, help="probe images rendered and encoded at once")
+    parser.add_argument("--precision", choices=list(PRECISIONS), default="float32", help="bfloat16 / float16: autocast, a GPU speed option")
+    parser.add_argument("--statistics-samples", type=int, default=100_000)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def relevance_command(args) -> str:
+    """Compute (or find) fs3 and statistics as the Channel Relevance node does; Ctrl-C keeps the
+    finished rows and a rerun resumes from them. Returns the fs3 file."""
+    from .checkpoints import load_generator
+    from .clip_model import load_clip
+
+    g = load_generator(args.generator, args.device)
+    clip = load_clip(args.clip, args.architecture, args.device)
+    job = RelevanceJob(num_images=args.num_images, max_resolution=None if args.layers == "all" else 128, cumulative_mean=not args.channels_alone, precision=args.precision)
+    phase = {"total": None, "start": 0.0, "printed": 0.0}
+
+    def report(done, total, preview=None):
+        now = time.monotonic()
+        if total != phase["total"]:  # a new phase: statistics (samples), then fs3 (channels)
+            phase.update(total=total, start=now, printed=0.0)
+        if now - phase["printed"] < 10 and done < total:
+            return
+        rate = (now - phase["start"]) / done if done else 0
+        print(f"{done}/{total}" + (f", about {_duration((total - done) * rate)} left" if 0 < done < total else ""), flush=True)
+        phase["printed"] = now
+
+    rel = relevance_for(g, clip, [args.cache_dir], job, args.batch_size, args.statistics_samples, report)
+    how = f"computed in {_duration(rel.info['seconds'])}" if rel.info.get("computed") else "found in the cache"
+    print(f"fs3 {list(rel.fs3.shape)} {how}: {rel.source}\nstatistics: {rel.info['statistics']}")
+    return rel.source
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
