@@ -147,7 +147,7 @@ class ClipModel:
         """Normalised embedding ``[D]`` of ``text`` (cached): the prompt itself, or with
         ``templates`` the 79-template average of the global method (each template embedding
         normalised, averaged, normalised again)."""
-        key = (text, templates)
+        key = (text, templates, self.device)  # the network may have moved since (model management)
         if key not in self._text_cache:
             if templates:
                 feats = self.encode_texts([t.format(text) for t in imagenet_templates()])
