@@ -12,6 +12,7 @@ edit in W+ and an edit in S share one code path.
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -21,6 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .ops import fused_leaky_relu, make_kernel, upfirdn2d
+
+logger = logging.getLogger("styleclip_core.generator")
 
 BLUR_TAPS = (1, 3, 3, 1)
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -303,7 +306,58 @@ class Generator(nn.Module):
         self.ops_backend = impl
         return self
 
+    def compile_synthesis(self, enabled: bool = True, fallback: bool = True, ops: str = "reference", **options) -> "Generator":
+        """Run the synthesis layers through ``torch.compile`` (an opt-in speed option; off by default).
+
+        The first call for each new kind of input (batch size, layer range, gradients on or off,
+        precision) compiles, which takes tens of seconds (minutes for a 1024 px generator on a
+        CPU); later calls run the compiled code. While compiled, the layers use the ``ops``
+        backend ('reference': PyTorch ops, which the compiler fuses; the CUDA plugin's kernels are
+        opaque to it). ``options`` go to ``torch.compile`` (e.g. ``mode='max-autotune'``).
+
+        If torch.compile is unavailable or compiling fails (no C++ compiler for the CPU backend,
+        an unsupported Python, ...), a warning says why and the generator runs eagerly from then
+        on (``compile_status`` starts with 'eager'); with ``fallback=False`` the error is raised.
+        ``compile_synthesis(False)`` returns to eager mode and the previous ops backend.
+        """
+        if not enabled:
+            if self._compiled_layers is not None:
+                self.set_ops_backend(self._eager_ops_backend)
+            self._compiled_layers = None
+            self.compile_status = "off"
+            return self
+        self._compile_fallback = fallback
+        try:
+            compiled = torch.compile(self._run_layers_eager, **options)
+        except Exception as e:  # e.g. "torch.compile is not supported on Python 3.x"
+            self._compile_failed(e, "torch.compile is unavailable")
+            return self
+        if self._compiled_layers is None:
+            self._eager_ops_backend = self.ops_backend
+        self.set_ops_backend(ops)
+        self._compiled_layers = compiled
+        self.compile_status = "compiled"
+        return self
+
+    def _compile_failed(self, error: Exception, what: str):
+        first = (str(error).strip().splitlines() or [""])[0][:300]
+        message = f"{what} ({type(error).__name__}: {first}); the generator runs eagerly instead"
+        if not self._compile_fallback:
+            raise RuntimeError(f"{what}: {type(error).__name__}: {first}") from error
+        logger.warning("StyleCLIP: %s", message)
+        import warnings
+
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        if self._compiled_layers is not None:
+            self.set_ops_backend(self._eager_ops_backend)
+        self._compiled_layers = None
+        self.compile_status = f"eager (torch.compile failed: {type(error).__name__}: {first})"
+
     ops_backend = "auto"
+    _compiled_layers = None  # see compile_synthesis
+    _compile_fallback = True
+    _eager_ops_backend = "auto"
+    compile_status = "off"
     source = ""  # file it was loaded from
     is_tiny_stand_in = False  # written by tiny_models, random weights
     # Channels-last runs the convolutions and FIR filters several times faster on the CPU
@@ -452,6 +506,22 @@ class Generator(nn.Module):
         return layer, x, rgb
 
     def _run_layers(self, styles, noise, x, rgb, first, stop, layer_hook):
+        compiled = self._compiled_layers
+        if compiled is None:
+            return self._run_layers_eager(styles, noise, x, rgb, first, stop, layer_hook)
+        try:
+            return compiled(styles, noise, x, rgb, first, stop, layer_hook)
+        except torch.OutOfMemoryError:
+            raise  # not the compiler's fault; eager would run out of memory too
+        except Exception as e:
+            # A failure to compile (or one inside compiled code) is reported once and the
+            # generator goes on eagerly; an error of the inputs themselves recurs eagerly and
+            # reaches the caller from there. Every input is left as it was (nothing runs in place
+            # on a tensor the caller holds), so the eager rerun computes the same result.
+            self._compile_failed(e, "torch.compile of the synthesis failed")
+            return self._run_layers_eager(styles, noise, x, rgb, first, stop, layer_hook)
+
+    def _run_layers_eager(self, styles, noise, x, rgb, first, stop, layer_hook):
         # Style layer i: 0 conv1, 1 to_rgb1, then per resolution k: 2+3k convs[2k] (up),
         # 3+3k convs[2k+1], 4+3k to_rgbs[k]; the hook follows each toRGB.
         for i in range(first, stop):
