@@ -12,6 +12,7 @@ edit in W+ and an edit in S share one code path.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import dataclass
@@ -34,6 +35,16 @@ def stylegan2_channels(size: int, channel_multiplier: int = 2) -> dict[int, int]
     cm = channel_multiplier
     table = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * cm, 128: 128 * cm, 256: 64 * cm, 512: 32 * cm, 1024: 16 * cm}
     return {r: c for r, c in table.items() if r <= size}
+
+
+def _float32_region(device: torch.device):
+    """Autocast switched off inside the block when it is on (nothing to do otherwise, which also
+    keeps meta-device FLOP counting away from an autocast it does not support)."""
+    try:
+        on = torch.is_autocast_enabled(device.type)
+    except RuntimeError:  # a device type without autocast (meta)
+        on = False
+    return torch.autocast(device.type, enabled=False) if on else contextlib.nullcontext()
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,7 +139,7 @@ class ModulatedConv2d(nn.Module):
         # from the [out, in] energy of the kernel so the full weight is touched only once more.
         demod = None
         if self.demodulate:
-            with torch.autocast(x.device.type, enabled=False):  # a sum of squares: keep it in float32 under mixed precision
+            with _float32_region(x.device):  # a sum of squares: keep it in float32 under mixed precision
                 acc = torch.promote_types(weight.dtype, torch.float32)
                 energy = weight.to(acc).square().sum([2, 3])
                 demod = torch.rsqrt((s.to(acc).square() @ energy.t()) * self.scale**2 + 1e-8)  # [B, out]
@@ -494,7 +505,12 @@ class Generator(nn.Module):
         """Convolutions in bfloat16 / float16 when ``precision`` asks for it (a CUDA speed option;
         the modulation and demodulation stay in float32)."""
         dtype = PRECISIONS[self.precision]
-        return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+        if dtype is None:
+            # Nothing to switch: an autocast the caller entered (LatentOptimizer's amp_dtype, a
+            # relevance job's precision) must reach the convolutions, and meta-device FLOP
+            # counting must not meet an autocast it does not support.
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=dtype)
 
     def synthesis_state(self, styles: Sequence[torch.Tensor], layer: int, noise="const") -> tuple[int, torch.Tensor, torch.Tensor | None]:
         """(layer, features, rgb) just before style layer ``layer``, for ``synthesis(start=...)``."""
