@@ -141,10 +141,15 @@ def make_run(impl: str, part: str, encoder, g, images, device: str):
 
 def measure(impl: str, part: str, size: int, batch: int, repeats: int, device: str) -> dict:
     from bench_generator import build
-    from benchutil import timed
 
     g = build(size, device, reference=impl == "reference")
-    encoder = build_encoder(g).to(device)
+    return measure_built(impl, part, g, build_encoder(g).to(device), batch, repeats, device)
+
+
+def measure_built(impl: str, part: str, g, encoder, batch: int, repeats: int, device: str) -> dict:
+    """``measure`` on built models (``g`` on the reference path for impl 'reference')."""
+    from benchutil import timed
+
     r = timed(make_run(impl, part, encoder, g, faces(batch), device), repeats, device)
     out = r.pop("first").float()
     r["checksum"] = float(out.double().abs().mean())

@@ -191,8 +191,8 @@ def edit_latency(size, device, repeats=2, alphas=(-4, -2, 0, 2, 4)):
     rel = Relevance(g, fs3, stats, None, "random fs3")
     rows = []
     rows.append(("text direction + boundary (first text)", _timed_once(lambda: rel.direction(clip, "face", "face with blonde hair", 0.05), device), None))
+    rows.append(("text direction + boundary (other text)", _timed_once(lambda: rel.direction(clip, "face", "smiling face", 0.05), device), None))
     direction = rel.direction(clip, "face", "smiling face", 0.05)
-    rows.append(("text direction + boundary (other text)", _time(lambda: rel.direction(clip, "face", "smiling face", 0.05), repeats, device), None))
     with torch.no_grad():
         styles = gd.reference_styles(g, gd.sample_z(1, g.style_dim, 9))
         host = [s.cpu().numpy() for s in styles]  # the reference keeps its codes as numpy arrays
@@ -308,7 +308,8 @@ def main():
                   f"{t['flops'] / args.gpu_tflops[1] / 1e12 / 60:.1f} min at {args.gpu_tflops[1]:.0f} TFLOPS (bfloat16)")
         if args.device.startswith("cuda"):
             g, _, clip = res["built"]
-            parity(g, clip, res["stats"])
+            for precision, (low, mid, n) in parity(g, clip, res["stats"]).items():
+                print(f"parity {precision}: row cosine to float32 min {low:.4f}, median {mid:.4f} ({n} channels, 16 faces)")
         del res
     print(f"\nglobal-direction edit at {args.edit_size}px ({args.device}); ratio = reference / ours")
     print(f"{'':>40} | {'ours s':>8} {'ref s':>8} {'ratio':>6} | {'ours MB':>8} {'ref MB':>8}")
@@ -319,18 +320,21 @@ def main():
             print(f"{label:>40} | {ours['time']:>8.3f} {ref['time']:>8.3f} {ref['time'] / ours['time']:>6.2f} | {ours['peak_mb']:>8.0f} {ref['peak_mb']:>8.0f}")
 
 
-def parity(g, clip, stats):
-    """bfloat16 and float16 rows of the first layer's first channels against float32."""
+def parity(g, clip, stats, precisions=("bfloat16", "float16"), num_images=16):
+    """Row cosines of mixed-precision relevance rows (the first layer's channels) to float32 ones:
+    {precision: (min, median, number of channels)}."""
     from styleclip_core import global_directions as gd
     from styleclip_core.global_cache import relevance_encoder
 
     prepare, encode = relevance_encoder(clip)
-    job = gd.RelevanceJob(num_images=16, max_resolution=4)
+    job = gd.RelevanceJob(num_images=num_images, max_resolution=4)
     exact = gd.channel_relevance(g, encode, stats, job, 64, prepare_image=prepare)
-    for precision in ("bfloat16", "float16"):
+    out = {}
+    for precision in precisions:
         mixed = gd.channel_relevance(g, encode, stats, gd.RelevanceJob(**{**job.__dict__, "precision": precision}), 64, prepare_image=prepare)
         cos = (exact * mixed).sum(-1)
-        print(f"parity {precision}: row cosine to float32 min {cos.min():.4f}, median {cos.median():.4f} ({len(cos)} channels, 16 faces)")
+        out[precision] = (float(cos.min()), float(cos.median()), len(cos))
+    return out
 
 
 if __name__ == "__main__":
