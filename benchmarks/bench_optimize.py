@@ -113,7 +113,7 @@ def reference(g, net, w_plus, frozen: bool, steps: int = 300, state: dict | None
         optimizer.step()
         state["i"] += 1
         state["img"] = img
-        return float(c_loss)
+        return float(c_loss.detach())
 
     return step
 
