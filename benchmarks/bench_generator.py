@@ -77,12 +77,15 @@ def run(g, batch: int, mode: str, repeats: int, device: str) -> dict:
     return r
 
 
-def run_compiled(g, batch: int, mode: str, repeats: int, device: str) -> dict:
-    """``run`` after ``compile_synthesis``; adds compile_s (first call), max_diff from eager, status."""
+def run_compiled(g, batch: int, mode: str, repeats: int, device: str, time_eager: bool = False) -> dict:
+    """``run`` after ``compile_synthesis``; adds compile_s (first call), max_diff from eager, status
+    (and eager_time, ``run`` before compiling, with ``time_eager``)."""
     from benchutil import sync
 
+    g.compile_synthesis(False)  # the eager output (and time) of this generator, even if compiled before
     step = step_fn(g, codes(g, batch), mode)
     eager = step().float()
+    eager_time = run(g, batch, mode, repeats, device)["time"] if time_eager else None
     g.compile_synthesis()
     sync(device)
     t = time.perf_counter()
@@ -90,7 +93,7 @@ def run_compiled(g, batch: int, mode: str, repeats: int, device: str) -> dict:
     sync(device)
     compile_s = time.perf_counter() - t
     r = run(g, batch, mode, repeats, device)
-    r.update(compile_s=compile_s, max_diff=float((compiled - eager).abs().max()), status=g.compile_status)
+    r.update(compile_s=compile_s, max_diff=float((compiled - eager).abs().max()), status=g.compile_status, eager_time=eager_time)
     return r
 
 
