@@ -339,7 +339,9 @@ class Generator(nn.Module):
             return self
         self._compile_fallback = fallback
         try:
-            compiled = torch.compile(self._run_layers_eager, **options)
+            # The function, not this instance's bound method: a copy of the generator then runs
+            # its own layers through the shared compiled code.
+            compiled = torch.compile(type(self)._run_layers_eager, **options)
         except Exception as e:  # e.g. "torch.compile is not supported on Python 3.x"
             self._compile_failed(e, "torch.compile is unavailable")
             return self
@@ -526,7 +528,7 @@ class Generator(nn.Module):
         if compiled is None:
             return self._run_layers_eager(styles, noise, x, rgb, first, stop, layer_hook)
         try:
-            return compiled(styles, noise, x, rgb, first, stop, layer_hook)
+            return compiled(self, styles, noise, x, rgb, first, stop, layer_hook)
         except torch.OutOfMemoryError:
             raise  # not the compiler's fault; eager would run out of memory too
         except Exception as e:

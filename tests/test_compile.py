@@ -89,3 +89,17 @@ def test_compiled_synthesis_matches_eager(g):
         torch.testing.assert_close(g(w), eager, atol=1e-4, rtol=0)
     torch.testing.assert_close(_fwd_bwd(g, w), eager_grad, atol=1e-4, rtol=1e-4)
     assert g.compile_status.startswith("compiled")
+
+
+def test_a_copy_of_a_compiled_generator_runs_its_own_weights(g, monkeypatch):
+    import copy
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: lambda *args: fn(*args))  # a closure, as torch.compile returns
+    g.compile_synthesis()
+    h = copy.deepcopy(g)
+    with torch.no_grad():
+        for name, p in h.named_parameters():
+            if name.endswith("conv.weight"):  # used by the synthesis layers only (not by styles())
+                p.mul_(0.5)
+        w = _codes(g)
+        assert not torch.allclose(h(w), g(w))
