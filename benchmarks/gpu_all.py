@@ -420,7 +420,7 @@ def section_compile(s: Settings, device, report: Report, peaks, results):
             continue
         rows.append([s.big, batch, mode, fmt_time(t(eager)), fmt_time(r["time"]), fmt_ratio(t(eager), r["time"]), f"{r['compile_s']:.1f} s",
                      f"{r['max_diff']:.1e}", r["status"]])
-    report.table("torch.compile (Generator.compile_synthesis)", ["size", "batch", "pass", "eager", "compiled", "speed-up", "compile time", "max |compiled − eager|", "status"], rows,
+    report.table("torch.compile (Generator.compile_synthesis)", ["size", "batch", "pass", "eager", "compiled", "speed-up", "compile time", "max abs(compiled − eager)", "status"], rows,
                  ["Eager: ours fp32 from the generator table (measured here when that section did not run). "
                   "Compile time: the first call (tracing, compiling, autotuning)."])
 
