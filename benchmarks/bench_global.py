@@ -1,7 +1,7 @@
 """Global directions: channel-relevance (fs3) cost per layer, ours against the reference procedure,
 projected to the full job, and the latency of a global-direction edit at 1024 px.
 
-    python benchmarks/bench_global.py [--size 256] [--num-images 4] [--batch-size 8] [--device cpu]
+    python benchmarks/bench_global.py [--size 256] [--num-images 4] [--batch-size 8] [--device cpu] [--max-layers N]
 
 Both sides use one seeded random full-size config-f generator and one random full-size ViT-B/32
 (open_clip 'ViT-B-32-quickgelu' without pretrained weights), in one process, layer by layer in
@@ -18,11 +18,17 @@ turn so that machine noise hits both.
 
 Per-probe times (one probe = one rendered and encoded image) per layer are projected to the full
 job: every channel x 100 faces x 2 signs, plus rendering the 100 faces up to each layer once
-(ours). The ratio is reference / ours. The GPU projection divides the job's floating-point
+(ours). The ratio is reference / ours. Peak memory per layer and side is over the loaded models
+(``benchutil.PeakMemory``; on a CPU, in this one process, exact where a measurement raised the
+process's peak and sampled otherwise). The GPU projection divides the job's floating-point
 operations (counted per layer with torch's FlopCounterMode on a meta-device generator, and on one
 CLIP forward) by an assumed sustained throughput (``--gpu-tflops``); it is an estimate, not a
 measurement. On a CUDA device (``--device cuda``) the times are measured there, and the rows of
 a few channels in bfloat16 are compared with float32 (parity).
+
+The edit table times a global-direction edit at ``--edit-size``: the text direction and boundary
+(ours), and ``s + alpha delta`` + rendering for one alpha and five, ours (one batch) against
+global_torch's MSCode + GenerateImg (one image at a time on the reference path), with peak memory.
 """
 from __future__ import annotations
 
@@ -155,42 +161,112 @@ def flops_per_probe(size, layer, clip):
     return gen, counter.get_total_flops()
 
 
-def edit_latency(size, device, repeats=2):
-    """Seconds for a global-direction edit at ``size``: text direction (79 templates), boundary,
-    s + alpha delta, and rendering one face (and a five-alpha strip)."""
+def _time(fn, repeats, device):
+    from benchutil import timed
+
+    return timed(fn, repeats, device)
+
+
+def edit_latency(size, device, repeats=2, alphas=(-4, -2, 0, 2, 4)):
+    """Rows ``(label, ours, reference or None)`` of a global-direction edit at ``size``; each a
+    ``benchutil.timed`` dict (best time, peak memory over the loaded models).
+
+    * direction: text direction (79 templates through CLIP's text tower) + boundary, ours only
+      (the reference's GetDt + GetBoundary compute the same with the same networks);
+    * edit + render: ``s + alpha delta`` and the images in [0, 1] on the host, for one alpha
+      and for five. Ours: ``apply_direction`` and one batched synthesis; reference: global_torch's
+      ``MSCode`` (numpy) and ``GenerateImg`` (one synthesis per image and alpha on the reference
+      generator path, converted to uint8 on the host).
+    """
+    import numpy as np
     import torch
 
-    from reference_equivalent import to_reference_path
     from styleclip_core import global_directions as gd
     from styleclip_core.global_cache import Relevance
+    from styleclip_core.render import to_unit_range
 
-    g, _, clip = build(size, device)
-    del _
+    g, ref, clip = build(size, device)
     stats = gd.style_statistics(g, num_samples=2000)
     fs3 = torch.nn.functional.normalize(torch.randn(gd.num_conv_channels(g), 512, generator=torch.Generator().manual_seed(0)), dim=-1)
     rel = Relevance(g, fs3, stats, None, "random fs3")
-    out = {}
-    t = time.perf_counter()
-    direction = rel.direction(clip, "face", "face with blonde hair", 0.05)
-    out["text direction + boundary (first time)"] = time.perf_counter() - t
-    t = time.perf_counter()
+    rows = []
+    rows.append(("text direction + boundary (first text)", _timed_once(lambda: rel.direction(clip, "face", "face with blonde hair", 0.05), device), None))
+    rows.append(("text direction + boundary (other text)", _timed_once(lambda: rel.direction(clip, "face", "smiling face", 0.05), device), None))
     direction = rel.direction(clip, "face", "smiling face", 0.05)
-    out["text direction + boundary (other text)"] = time.perf_counter() - t
     with torch.no_grad():
-        w = gd.reference_styles(g, gd.sample_z(1, g.style_dim, 9))
-        for alphas, label in (([4.1], "edit + render, 1 image"), ([-4, -2, 0, 2, 4], "edit + render, 5 alphas")):
-            times = []
-            for _ in range(repeats):
-                t = time.perf_counter()
-                g.synthesis(gd.apply_direction(w, direction, alphas))
-                _sync(g)
-                times.append(time.perf_counter() - t)
-            out[label] = min(times)
-        to_reference_path(g)
+        styles = gd.reference_styles(g, gd.sample_z(1, g.style_dim, 9))
+        host = [s.cpu().numpy() for s in styles]  # the reference keeps its codes as numpy arrays
+        deltas = [d.cpu().numpy() for d in direction.deltas]
+
+        def ours(a):
+            return lambda: to_unit_range(g.synthesis(gd.apply_direction(styles, direction, a))).cpu()
+
+        def reference(a):
+            def run():
+                step = len(a)
+                codes = [np.tile(s[:, None], (1, step, 1)) + np.array(a, dtype=np.float64).reshape(1, step, 1) * d for s, d in zip(host, deltas)]  # MSCode
+                out = np.zeros((1, step, size, size, 3), dtype="uint8")
+                for k in range(step):  # GenerateImg
+                    img = ref.synthesis([torch.from_numpy(c[0, k][None]).float().to(device) for c in codes])
+                    out[0, k] = ((img + 1) * (255 / 2)).permute(0, 2, 3, 1).clamp(0, 255).to(torch.uint8)[0].cpu().numpy()
+                return out
+            return run
+
+        for a, label in (([4.1], "edit + render, 1 image"), (list(alphas), f"edit + render, {len(alphas)} alphas")):
+            rows.append((label, _time(ours(a), repeats, device), _time(reference(a), repeats, device)))
+    return rows
+
+
+def _timed_once(fn, device):
+    """A first call (caches cold) timed alone, with its peak memory."""
+    from benchutil import PeakMemory, sync
+
+    with PeakMemory(device) as peak:
         t = time.perf_counter()
-        g.synthesis(gd.apply_direction(w, direction, [4.1]))
-        out["render, 1 image, reference path"] = time.perf_counter() - t
-    return out
+        fn()
+        sync(device)
+        elapsed = time.perf_counter() - t
+    return {"time": elapsed, "times": [elapsed], "peak_mb": peak.mb}
+
+
+def relevance(size, device, num_images=4, batch_size=8, batches=2, precision="float32", max_layers=None, with_reference=True, built=None, log=print):
+    """Per conv layer: ours and (optionally) the reference seconds per probe and peak memory, and
+    the full job (every channel x 100 faces x 2 signs) projected from them. Returns a dict with
+    ``rows`` and ``totals`` ('all conv layers', 'layers up to 128 px') in seconds and FLOPs."""
+    from benchutil import PeakMemory
+    from styleclip_core import global_directions as gd
+
+    g, ref, clip = built or build(size, device)
+    t = time.perf_counter()
+    stats = gd.style_statistics(g, num_samples=10_000)
+    stats_time = (time.perf_counter() - t) * 10
+    job = gd.RelevanceJob(num_images=num_images, max_resolution=None, precision=precision)
+    layers = gd.conv_layers(g)[: max_layers or None]
+    rows, totals, sub = [], {"ours": 0.0, "ref": 0.0, "flops": 0.0}, {"ours": 0.0, "ref": 0.0, "flops": 0.0}
+    row = 0
+    clip_flops = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for layer in layers:
+            info = g.style_layers[layer]
+            with PeakMemory(device) as peak_ours:
+                ours, prefix = time_ours(g, clip, stats, job, layer, row, batch_size, batches, tmp)
+            reference, peak_ref = float("nan"), float("nan")
+            if with_reference:
+                with PeakMemory(device) as p:
+                    reference = time_reference(ref, clip, stats, job, layer)
+                peak_ref = p.mb
+            gen_flops, clip_flops = flops_per_probe(size, layer, clip)
+            probes = info.channels * 2 * FACES
+            part = {"ours": probes * ours + FACES * prefix, "ref": probes * reference, "flops": probes * (gen_flops + clip_flops)}
+            for k in totals:
+                totals[k] += part[k]
+                sub[k] += part[k] if info.resolution <= 128 else 0
+            r = {"layer": info.name, "channels": info.channels, "ours": ours, "ref": reference, "ours_mb": peak_ours.mb, "ref_mb": peak_ref, "gflop": (gen_flops + clip_flops) / 1e9}
+            rows.append(r)
+            log(r)
+            row += info.channels
+    return {"rows": rows, "totals": {"all conv layers": totals, "layers up to 128 px": sub}, "clip_gflop": clip_flops / 1e9,
+            "stats_s": stats_time, "complete": len(layers) == len(gd.conv_layers(g)), "stats": stats, "built": (g, ref, clip)}
 
 
 def main():
@@ -203,65 +279,62 @@ def main():
     parser.add_argument("--gpu-tflops", type=float, nargs=2, default=[100.0, 300.0], metavar=("FP32", "BF16"),
                         help="assumed sustained GPU throughput for the projection (TF32 convolutions, bfloat16 autocast)")
     parser.add_argument("--edit-size", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs of each edit-latency row (after one warm-up)")
+    parser.add_argument("--max-layers", type=int, help="measure only the first N conv layers (a quick check; the projection then covers only them)")
     parser.add_argument("--skip-relevance", action="store_true")
     args = parser.parse_args()
 
     import torch
 
-    from styleclip_core import global_directions as gd
+    from benchutil import where
 
-    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}, {where}")
+    print(f"torch {torch.__version__}, {where(args.device)}")
     if not args.skip_relevance:
-        g, ref, clip = build(args.size, args.device)
-        t = time.perf_counter()
-        stats = gd.style_statistics(g, num_samples=10_000)
-        stats_time = (time.perf_counter() - t) * 10
-        job = gd.RelevanceJob(num_images=args.num_images, max_resolution=None)
-        print(f"{args.size}px, {args.num_images} faces x 2 signs per channel measured, batch {args.batch_size} (ours)")
-        print(f"{'layer':>20} {'ch':>4} | {'ours s/probe':>12} {'ref s/probe':>11} {'ratio':>6} | {'GFLOP/probe':>11}")
-        totals = {"ours": 0.0, "ref": 0.0, "flops": 0.0}
-        sub = dict(totals)
-        clip_flops = None
-        row = 0
-        with tempfile.TemporaryDirectory() as tmp:
-            for layer in gd.conv_layers(g):
-                info = g.style_layers[layer]
-                ours, prefix = time_ours(g, clip, stats, job, layer, row, args.batch_size, args.batches, tmp)
-                reference = time_reference(ref, clip, stats, job, layer)
-                gen_flops, clip_flops = flops_per_probe(args.size, layer, clip)
-                probes = info.channels * 2 * FACES
-                part = {"ours": probes * ours + FACES * prefix, "ref": probes * reference, "flops": probes * (gen_flops + clip_flops)}
-                for k in totals:
-                    totals[k] += part[k]
-                    sub[k] += part[k] if info.resolution <= 128 else 0
-                print(f"{info.name:>20} {info.channels:>4} | {ours:>12.3f} {reference:>11.3f} {reference / ours:>6.2f} | {(gen_flops + clip_flops) / 1e9:>11.1f}", flush=True)
-                row += info.channels
-        print(f"CLIP ViT-B/32: {clip_flops / 1e9:.1f} GFLOP per image; style statistics (100k faces): about {stats_time:.0f} s")
-        for label, t in (("all conv layers", totals), ("layers up to 128 px", sub)):
-            print(f"projected full job, {label}: ours {t['ours'] / 3600:.1f} h, reference {t['ref'] / 3600:.1f} h "
-                  f"(ratio {t['ref'] / t['ours']:.2f}); {t['flops'] / 1e15:.1f} PFLOP -> GPU estimate "
-                  f"{t['flops'] / args.gpu_tflops[0] / 1e12 / 60:.0f} min at {args.gpu_tflops[0]:.0f} TFLOPS (float32/TF32), "
-                  f"{t['flops'] / args.gpu_tflops[1] / 1e12 / 60:.0f} min at {args.gpu_tflops[1]:.0f} TFLOPS (bfloat16)")
+        print(f"{args.size}px, {args.num_images} faces x 2 signs per channel measured, batch {args.batch_size} (ours); "
+              f"peak MB over the loaded models (CPU: exact where a layer raised the process peak, else sampled RSS)")
+        print(f"{'layer':>20} {'ch':>4} | {'ours s/probe':>12} {'ref s/probe':>11} {'ratio':>6} | {'ours MB':>8} {'ref MB':>8} | {'GFLOP/probe':>11}")
+
+        def log(r):
+            print(f"{r['layer']:>20} {r['channels']:>4} | {r['ours']:>12.3f} {r['ref']:>11.3f} {r['ref'] / r['ours']:>6.2f} | "
+                  f"{r['ours_mb']:>8.0f} {r['ref_mb']:>8.0f} | {r['gflop']:>11.1f}", flush=True)
+
+        res = relevance(args.size, args.device, args.num_images, args.batch_size, args.batches, max_layers=args.max_layers, log=log)
+        print(f"CLIP ViT-B/32: {res['clip_gflop']:.1f} GFLOP per image; style statistics (100k faces): about {res['stats_s']:.0f} s")
+        scope = "" if res["complete"] else f" (only the {len(res['rows'])} measured layers)"
+        for label, t in res["totals"].items():
+            print(f"projected full job, {label}{scope}: ours {t['ours'] / 3600:.2f} h, reference {t['ref'] / 3600:.2f} h "
+                  f"(ratio {t['ref'] / t['ours']:.2f}); {t['flops'] / 1e15:.2f} PFLOP -> GPU estimate "
+                  f"{t['flops'] / args.gpu_tflops[0] / 1e12 / 60:.1f} min at {args.gpu_tflops[0]:.0f} TFLOPS (float32/TF32), "
+                  f"{t['flops'] / args.gpu_tflops[1] / 1e12 / 60:.1f} min at {args.gpu_tflops[1]:.0f} TFLOPS (bfloat16)")
         if args.device.startswith("cuda"):
-            parity(g, clip, stats)
-    print(f"global-direction edit at {args.edit_size}px ({args.device}):")
-    for label, seconds in edit_latency(args.edit_size, args.device).items():
-        print(f"  {label:>40}: {seconds:.3f} s")
+            g, _, clip = res["built"]
+            for precision, (low, mid, n) in parity(g, clip, res["stats"]).items():
+                print(f"parity {precision}: row cosine to float32 min {low:.4f}, median {mid:.4f} ({n} channels, 16 faces)")
+        del res
+    print(f"\nglobal-direction edit at {args.edit_size}px ({args.device}); ratio = reference / ours")
+    print(f"{'':>40} | {'ours s':>8} {'ref s':>8} {'ratio':>6} | {'ours MB':>8} {'ref MB':>8}")
+    for label, ours, ref in edit_latency(args.edit_size, args.device, args.repeats):
+        if ref is None:
+            print(f"{label:>40} | {ours['time']:>8.3f} {'':>8} {'':>6} | {ours['peak_mb']:>8.0f}")
+        else:
+            print(f"{label:>40} | {ours['time']:>8.3f} {ref['time']:>8.3f} {ref['time'] / ours['time']:>6.2f} | {ours['peak_mb']:>8.0f} {ref['peak_mb']:>8.0f}")
 
 
-def parity(g, clip, stats):
-    """bfloat16 and float16 rows of the first layer's first channels against float32."""
+def parity(g, clip, stats, precisions=("bfloat16", "float16"), num_images=16):
+    """Row cosines of mixed-precision relevance rows (the first layer's channels) to float32 ones:
+    {precision: (min, median, number of channels)}."""
     from styleclip_core import global_directions as gd
     from styleclip_core.global_cache import relevance_encoder
 
     prepare, encode = relevance_encoder(clip)
-    job = gd.RelevanceJob(num_images=16, max_resolution=4)
+    job = gd.RelevanceJob(num_images=num_images, max_resolution=4)
     exact = gd.channel_relevance(g, encode, stats, job, 64, prepare_image=prepare)
-    for precision in ("bfloat16", "float16"):
+    out = {}
+    for precision in precisions:
         mixed = gd.channel_relevance(g, encode, stats, gd.RelevanceJob(**{**job.__dict__, "precision": precision}), 64, prepare_image=prepare)
         cos = (exact * mixed).sum(-1)
-        print(f"parity {precision}: row cosine to float32 min {cos.min():.4f}, median {cos.median():.4f} ({len(cos)} channels, 16 faces)")
+        out[precision] = (float(cos.min()), float(cos.median()), len(cos))
+    return out
 
 
 if __name__ == "__main__":

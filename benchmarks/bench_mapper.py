@@ -25,8 +25,9 @@ Both sides step the same Ranger (torch RAdam + timm Lookahead + gradient central
 equal to Ranger's maths in tests/test_mapper_training.py); its update is a small part of a step.
 
 Times are the fastest of ``--repeats`` after one warm-up; each measurement runs in its own
-process. Ratios are reference time / our time (> 1: ours is faster). Peak memory is the
-process's peak RSS over the loaded models (CPU) or the peak of allocated CUDA memory over them.
+process. Ratios are reference time / our time (> 1: ours is faster): in the edit table the
+reference row's "vs ours" column. Peak memory is over the loaded models (``benchutil.PeakMemory``:
+the process's peak RSS on a CPU, the peak of allocated CUDA memory on a GPU).
 """
 from __future__ import annotations
 
@@ -34,10 +35,8 @@ import argparse
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -219,26 +218,12 @@ def measure_train(impl: str, size: int, repeats: int, device: str, with_id: bool
 
 
 def timed(fn, repeats: int, device: str) -> dict:
-    import torch
+    """``benchutil.timed`` (best time, peak memory over the loaded models) with a check value."""
+    import benchutil
 
-    cuda = device.startswith("cuda")
-    if cuda:
-        torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    first = fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    peak = torch.cuda.max_memory_allocated() - base if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    value = float(first.double().abs().mean()) if torch.is_tensor(first) else float(first)
-    return {"time": min(times), "peak_mb": peak / 2**20, "check": value}
+    r = benchutil.timed(fn, repeats, device)
+    r["check"] = benchutil.check_value(r.pop("first"))
+    return r
 
 
 def run_child(threads, *args):

@@ -1,6 +1,6 @@
-"""Latent optimisation step time and peak memory: ours against the reference loop, in one run.
+"""Latent optimisation, one step and a whole edit: ours against the reference loop, in one run.
 
-    python benchmarks/bench_optimize.py [--sizes 256 1024] [--steps 3] [--device cpu]
+    python benchmarks/bench_optimize.py [--sizes 256 1024] [--steps 3] [--edit-steps 100] [--device cpu] [--compile]
 
 One optimisation step = render W+ -> image, CLIP loss + 0.008 x latent L2, backward, Adam update
 (StyleCLIP's run_optimization.py defaults, batch 1, W+). Both sides use the same seeded random
@@ -13,18 +13,24 @@ full-size config-f generator and the same random full-size ViT-B/32 (open_clip
   path (``reference_equivalent.to_reference_path``): nn.Upsample(7) + AvgPool2d, OpenAI-style
   ``model(image, text)`` that encodes the text every step, and -- as the script never freezes
   them -- generator and CLIP weights that require grad, so backward also forms their gradients;
-* reference-frozen: the same with frozen weights, to show how much of the gap that alone is.
+* reference-frozen: the same with frozen weights, to show how much of the gap that alone is;
+* ours+compile (``--compile``): ours after ``Generator.compile_synthesis()``; the first
+  (compiling) step is reported apart.
 
-Times are the fastest of ``--steps`` steps after one warm-up step; the ratio is reference time /
-our time (> 1: ours is faster). Peak memory is the process's peak RSS over the loaded models
-(CPU) or the peak of allocated CUDA memory over the loaded models (GPU).
+Per step: the fastest of ``--steps`` steps after one warm-up step. Whole edit (``--edit-steps N``,
+default 100 on CUDA, off on a CPU): the wall time of one N-step edit after a 2-step warm-up edit.
+Ours runs ``optimize_latents`` as the Optimize Latents node does (the original rendered first, a
+preview image converted for display every 10 steps, the result rendered from the final codes);
+the reference runs run_optimization.py's ``main`` after model loading (the original rendered, the
+loop, an intermediate image rendered and converted every 20 steps -- its default; neither side
+writes files). The ratio is reference time / our time (> 1: ours is faster). Peak memory is over
+the loaded models (``benchutil.PeakMemory``: peak RSS on a CPU, peak allocated CUDA memory on a GPU).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -72,7 +78,7 @@ def ours(g, net, w_plus, amp_dtype=None):
     return step
 
 
-def reference(g, net, w_plus, frozen: bool):
+def reference(g, net, w_plus, frozen: bool, steps: int = 300, state: dict | None = None):
     import open_clip
     import torch
     import torch.nn.functional as F
@@ -90,10 +96,11 @@ def reference(g, net, w_plus, frozen: bool):
     init = w_plus.detach().clone()
     latent = init.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([latent], lr=0.1)
-    state = {"i": 0}
+    state = {} if state is None else state
+    state.update(i=0, latent=latent)
 
     def step():
-        optimizer.param_groups[0]["lr"] = get_lr(state["i"] / 300, 0.1)
+        optimizer.param_groups[0]["lr"] = get_lr(state["i"] / steps, 0.1)
         img = g(latent)
         image = pool(upsample(img))
         image_features = F.normalize(net.encode_image(image), dim=-1)  # OpenAI CLIP forward: both towers
@@ -105,72 +112,180 @@ def reference(g, net, w_plus, frozen: bool):
         loss.backward()
         optimizer.step()
         state["i"] += 1
-        return float(c_loss)
+        state["img"] = img
+        return float(c_loss.detach())
 
     return step
 
 
-def measure(impl: str, size: int, steps: int, device: str) -> dict:
+
+
+# ---- a whole edit ------------------------------------------------------------------------------
+
+
+def _shown(images):
+    """What a UI shows of a preview: the first image as uint8 pixels (both sides do this)."""
+    from PIL import Image
+
+    from styleclip_core.render import to_unit_range
+
+    return Image.fromarray((to_unit_range(images[:1].detach())[0].cpu().numpy() * 255).round().astype("uint8"))
+
+
+def ours_edit(g, net, w_plus, steps: int, amp_dtype=None):
+    """One call = one whole edit as the Optimize Latents node runs it; returns the last CLIP loss."""
+    import open_clip
+
+    from styleclip_core.clip_model import ClipModel
+    from styleclip_core.latents import Latents
+    from styleclip_core.losses import ClipLoss, LatentL2Loss, LossSet
+    from styleclip_core.optimize import optimize_latents
+
+    clip = ClipModel(net, lambda texts: open_clip.tokenize(texts), 224)
+
+    def progress(done, total, preview=None):
+        if preview is not None:
+            _shown(preview)
+
+    def edit():
+        loss = LossSet().add(ClipLoss(clip, TEXT)).add(LatentL2Loss(L2_LAMBDA))
+        result = optimize_latents(g, Latents(w_plus=w_plus), loss, steps=steps, progress=progress, preview_every=10, amp_dtype=amp_dtype)
+        return float(result.history[-1][f"CLIP {TEXT!r}"][0])
+
+    return edit
+
+
+def reference_edit(g, net, w_plus, steps: int, save_every: int = 20):
+    """One call = run_optimization.py's ``main`` after loading the models (edit mode, W+)."""
     import torch
 
+    def edit():
+        with torch.no_grad():
+            img_orig = g(w_plus)
+        state = {}
+        step = reference(g, net, w_plus, frozen=False, steps=steps, state=state)
+        for i in range(steps):
+            c_loss = step()
+            if save_every > 0 and i % save_every == 0:
+                with torch.no_grad():
+                    _shown(g(state["latent"]))
+        torch.cat([img_orig, state["img"].detach()])
+        return c_loss
+
+    return edit
+
+
+# ---- measurement ---------------------------------------------------------------------------------
+
+
+def measure(impl: str, size: int, steps: int, device: str, amp: str | None = None) -> dict:
+    """Seconds per step (best of ``steps`` after one warm-up step) and peak memory of ``impl``."""
+    import torch
+
+    from benchutil import PeakMemory, sync
+
     g, net, w_plus = build(size, device)
-    cuda = device.startswith("cuda")
-    if cuda:
-        torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    step = ours(g, net, w_plus) if impl == "ours" else reference(g, net, w_plus, frozen=impl == "reference-frozen")
-    first_loss = step()  # warm-up; step 0 (lr 0) of the schedule
-    times = []
-    for _ in range(steps):
+    amp_dtype = getattr(torch, amp) if amp else None
+    with PeakMemory(device) as peak:
+        if impl == "ours+compile":
+            g.compile_synthesis()
+        if impl.startswith("ours"):
+            step = ours(g, net, w_plus, amp_dtype=amp_dtype)
+        else:
+            step = reference(g, net, w_plus, frozen=impl == "reference-frozen")
         t = time.perf_counter()
-        step()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    if cuda:
-        peak = torch.cuda.max_memory_allocated() - base
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    return {"time": min(times), "peak_mb": peak / 2**20, "first_clip_loss": first_loss}
+        first_loss = step()  # warm-up; step 0 (lr 0) of the schedule
+        sync(device)
+        first_s = time.perf_counter() - t
+        times = []
+        for _ in range(steps):
+            t = time.perf_counter()
+            step()
+            sync(device)
+            times.append(time.perf_counter() - t)
+    out = {"time": min(times), "first_s": first_s, "peak_mb": peak.mb, "first_clip_loss": first_loss}
+    if impl == "ours+compile":
+        out["status"] = g.compile_status
+    return out
 
 
-def run_child(impl, size, steps, device):
-    cmd = [sys.executable, __file__, "--child", impl, str(size), str(steps), device]
+def measure_edit(impl: str, size: int, steps: int, device: str, amp: str | None = None) -> dict:
+    """Wall time of one ``steps``-step edit after a 2-step warm-up edit, and peak memory."""
+    import torch
+
+    from benchutil import PeakMemory, sync
+
+    g, net, w_plus = build(size, device)
+    amp_dtype = getattr(torch, amp) if amp else None
+    with PeakMemory(device) as peak:
+        if impl == "ours+compile":
+            g.compile_synthesis()
+        make = (lambda n: ours_edit(g, net, w_plus, n, amp_dtype)) if impl.startswith("ours") else (lambda n: reference_edit(g, net, w_plus, n))
+        make(2)()  # warm-up (and compile)
+        edit = make(steps)
+        sync(device)
+        t = time.perf_counter()
+        last_loss = edit()
+        sync(device)
+        elapsed = time.perf_counter() - t
+    return {"time": elapsed, "peak_mb": peak.mb, "last_clip_loss": last_loss}
+
+
+def run_child(kind, impl, size, steps, device):
+    cmd = [sys.executable, __file__, "--child", kind, impl, str(size), str(steps), device]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:
-        raise RuntimeError(f"{impl} at {size}px failed:\n{out.stderr[-3000:]}")
+        raise RuntimeError(f"{kind} {impl} at {size}px failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024])
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement (after one warm-up step)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement (after one warm-up step); 0 skips the per-step table")
+    parser.add_argument("--edit-steps", type=int, help="steps of the timed whole edit (default 100 on CUDA, 0 = off on a CPU)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--compile", action="store_true", help="also measure ours after Generator.compile_synthesis()")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        impl, size, steps, device = args.child
-        print(json.dumps(measure(impl, int(size), int(steps), device)))
+        kind, impl, size, steps, device = args.child
+        fn = measure if kind == "step" else measure_edit
+        print(json.dumps(fn(impl, int(size), int(steps), device)))
         return
 
     import torch
 
-    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}, {where}; batch 1, W+, CLIP loss + {L2_LAMBDA} x L2, Adam")
-    print(f"{'size':>5} {'impl':>17} | {'s/step':>8} {'ratio':>6} | {'peak MB':>8} | first CLIP loss")
-    for size in args.sizes:
-        results = {impl: run_child(impl, size, args.steps, args.device) for impl in ("reference", "reference-frozen", "ours")}
-        for impl, r in results.items():
-            agree = abs(r["first_clip_loss"] - results["ours"]["first_clip_loss"]) < 1e-4
-            print(
-                f"{size:>5} {impl:>17} | {r['time']:>8.3f} {r['time'] / results['ours']['time']:>6.2f} | {r['peak_mb']:>8.0f} | "
-                f"{r['first_clip_loss']:.6f}{'' if agree else '  LOSSES DIFFER'}",
-                flush=True,
-            )
+    from benchutil import where
+
+    edit_steps = args.edit_steps if args.edit_steps is not None else (100 if args.device.startswith("cuda") else 0)
+    print(f"torch {torch.__version__}, {where(args.device)}; batch 1, W+, CLIP loss + {L2_LAMBDA} x L2, Adam")
+    extra = ["ours+compile"] if args.compile else []
+    if args.steps:
+        print(f"\none step (best of {args.steps} after a warm-up step)")
+        print(f"{'size':>5} {'impl':>17} | {'s/step':>8} {'ratio':>6} | {'peak MB':>8} | first CLIP loss")
+        for size in args.sizes:
+            results = {impl: run_child("step", impl, size, args.steps, args.device) for impl in ("reference", "reference-frozen", "ours", *extra)}
+            for impl, r in results.items():
+                agree = abs(r["first_clip_loss"] - results["ours"]["first_clip_loss"]) < 1e-4
+                note = f"  first (compiling) step {r['first_s']:.1f} s, {r['status']}" if impl == "ours+compile" else ""
+                print(
+                    f"{size:>5} {impl:>17} | {r['time']:>8.3f} {results['reference']['time'] / r['time']:>6.2f} | {r['peak_mb']:>8.0f} | "
+                    f"{r['first_clip_loss']:.6f}{'' if agree else '  LOSSES DIFFER'}{note}",
+                    flush=True,
+                )
+    if edit_steps:
+        print(f"\nwhole {edit_steps}-step edit (after a 2-step warm-up edit)")
+        print(f"{'size':>5} {'impl':>17} | {'s/edit':>8} {'ratio':>6} | {'peak MB':>8} | last CLIP loss")
+        for size in args.sizes:
+            results = {impl: run_child("edit", impl, size, edit_steps, args.device) for impl in ("reference", "ours", *extra)}
+            for impl, r in results.items():
+                agree = abs(r["last_clip_loss"] - results["ours"]["last_clip_loss"]) < 1e-3
+                print(
+                    f"{size:>5} {impl:>17} | {r['time']:>8.2f} {results['reference']['time'] / r['time']:>6.2f} | {r['peak_mb']:>8.0f} | "
+                    f"{r['last_clip_loss']:.6f}{'' if agree else '  LOSSES DIFFER'}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ edit in W+ and an edit in S share one code path.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -22,6 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .ops import fused_leaky_relu, make_kernel, upfirdn2d
+
+logger = logging.getLogger("styleclip_core.generator")
 
 BLUR_TAPS = (1, 3, 3, 1)
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -34,16 +37,18 @@ def stylegan2_channels(size: int, channel_multiplier: int = 2) -> dict[int, int]
     return {r: c for r, c in table.items() if r <= size}
 
 
+def _float32_region(device: torch.device):
+    """Autocast switched off inside the block when it is on (nothing to do otherwise, which also
+    keeps meta-device FLOP counting away from an autocast it does not support)."""
+    try:
+        on = torch.is_autocast_enabled(device.type)
+    except RuntimeError:  # a device type without autocast (meta)
+        on = False
+    return torch.autocast(device.type, enabled=False) if on else contextlib.nullcontext()
+
+
 # --------------------------------------------------------------------------------------------
 # Building blocks
-
-
-def _float32(device: torch.device):
-    """Autocast switched off for the block, where it can be on (not on the meta device that
-    FLOP counting uses)."""
-    if device.type in ("cpu", "cuda", "mps", "xpu") and torch.is_autocast_enabled(device.type):
-        return torch.autocast(device.type, enabled=False)
-    return contextlib.nullcontext()
 
 
 class PixelNorm(nn.Module):
@@ -134,7 +139,7 @@ class ModulatedConv2d(nn.Module):
         # from the [out, in] energy of the kernel so the full weight is touched only once more.
         demod = None
         if self.demodulate:
-            with _float32(x.device):  # a sum of squares: keep it in float32 under mixed precision
+            with _float32_region(x.device):  # a sum of squares: keep it in float32 under mixed precision
                 acc = torch.promote_types(weight.dtype, torch.float32)
                 energy = weight.to(acc).square().sum([2, 3])
                 demod = torch.rsqrt((s.to(acc).square() @ energy.t()) * self.scale**2 + 1e-8)  # [B, out]
@@ -312,7 +317,60 @@ class Generator(nn.Module):
         self.ops_backend = impl
         return self
 
+    def compile_synthesis(self, enabled: bool = True, fallback: bool = True, ops: str = "reference", **options) -> "Generator":
+        """Run the synthesis layers through ``torch.compile`` (an opt-in speed option; off by default).
+
+        The first call for each new kind of input (batch size, layer range, gradients on or off,
+        precision) compiles, which takes tens of seconds (minutes for a 1024 px generator on a
+        CPU); later calls run the compiled code. While compiled, the layers use the ``ops``
+        backend ('reference': PyTorch ops, which the compiler fuses; the CUDA plugin's kernels are
+        opaque to it). ``options`` go to ``torch.compile`` (e.g. ``mode='max-autotune'``).
+
+        If torch.compile is unavailable or compiling fails (no C++ compiler for the CPU backend,
+        an unsupported Python, ...), a warning says why and the generator runs eagerly from then
+        on (``compile_status`` starts with 'eager'); with ``fallback=False`` the error is raised.
+        ``compile_synthesis(False)`` returns to eager mode and the previous ops backend.
+        """
+        if not enabled:
+            if self._compiled_layers is not None:
+                self.set_ops_backend(self._eager_ops_backend)
+            self._compiled_layers = None
+            self.compile_status = "off"
+            return self
+        self._compile_fallback = fallback
+        try:
+            # The function, not this instance's bound method: a copy of the generator then runs
+            # its own layers through the shared compiled code.
+            compiled = torch.compile(type(self)._run_layers_eager, **options)
+        except Exception as e:  # e.g. "torch.compile is not supported on Python 3.x"
+            self._compile_failed(e, "torch.compile is unavailable")
+            return self
+        if self._compiled_layers is None:
+            self._eager_ops_backend = self.ops_backend
+        self.set_ops_backend(ops)
+        self._compiled_layers = compiled
+        self.compile_status = "compiled"
+        return self
+
+    def _compile_failed(self, error: Exception, what: str):
+        first = (str(error).strip().splitlines() or [""])[0][:300]
+        message = f"{what} ({type(error).__name__}: {first}); the generator runs eagerly instead"
+        if not self._compile_fallback:
+            raise RuntimeError(f"{what}: {type(error).__name__}: {first}") from error
+        logger.warning("StyleCLIP: %s", message)
+        import warnings
+
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        if self._compiled_layers is not None:
+            self.set_ops_backend(self._eager_ops_backend)
+        self._compiled_layers = None
+        self.compile_status = f"eager (torch.compile failed: {type(error).__name__}: {first})"
+
     ops_backend = "auto"
+    _compiled_layers = None  # see compile_synthesis
+    _compile_fallback = True
+    _eager_ops_backend = "auto"
+    compile_status = "off"
     source = ""  # file it was loaded from
     is_tiny_stand_in = False  # written by tiny_models, random weights
     # Channels-last runs the convolutions and FIR filters several times faster on the CPU
@@ -449,8 +507,12 @@ class Generator(nn.Module):
         """Convolutions in bfloat16 / float16 when ``precision`` asks for it (a CUDA speed option;
         the modulation and demodulation stay in float32)."""
         dtype = PRECISIONS[self.precision]
-        # float32: no context at all, so that an autocast the caller opened still applies
-        return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        if dtype is None:
+            # Nothing to switch: an autocast the caller entered (LatentOptimizer's amp_dtype, a
+            # relevance job's precision) must reach the convolutions, and meta-device FLOP
+            # counting must not meet an autocast it does not support.
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=dtype)
 
     def synthesis_state(self, styles: Sequence[torch.Tensor], layer: int, noise="const") -> tuple[int, torch.Tensor, torch.Tensor | None]:
         """(layer, features, rgb) just before style layer ``layer``, for ``synthesis(start=...)``."""
@@ -462,6 +524,22 @@ class Generator(nn.Module):
         return layer, x, rgb
 
     def _run_layers(self, styles, noise, x, rgb, first, stop, layer_hook):
+        compiled = self._compiled_layers
+        if compiled is None:
+            return self._run_layers_eager(styles, noise, x, rgb, first, stop, layer_hook)
+        try:
+            return compiled(self, styles, noise, x, rgb, first, stop, layer_hook)
+        except torch.OutOfMemoryError:
+            raise  # not the compiler's fault; eager would run out of memory too
+        except Exception as e:
+            # A failure to compile (or one inside compiled code) is reported once and the
+            # generator goes on eagerly; an error of the inputs themselves recurs eagerly and
+            # reaches the caller from there. Every input is left as it was (nothing runs in place
+            # on a tensor the caller holds), so the eager rerun computes the same result.
+            self._compile_failed(e, "torch.compile of the synthesis failed")
+            return self._run_layers_eager(styles, noise, x, rgb, first, stop, layer_hook)
+
+    def _run_layers_eager(self, styles, noise, x, rgb, first, stop, layer_hook):
         # Style layer i: 0 conv1, 1 to_rgb1, then per resolution k: 2+3k convs[2k] (up),
         # 3+3k convs[2k+1], 4+3k to_rgbs[k]; the hook follows each toRGB.
         for i in range(first, stop):

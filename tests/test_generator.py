@@ -170,3 +170,18 @@ def test_half_precision_option(s64):
     assert not torch.equal(half, full)
     with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16"):
         g.set_precision("fp8")
+
+
+@torch.no_grad()
+def test_outer_autocast_reaches_an_fp32_generator(s64):
+    """fp32 precision leaves the caller's autocast alone (mixed-precision optimisation and
+    relevance jobs wrap the synthesis in one), and a meta-device generator renders (FLOP counts)."""
+    g, T, _ = s64
+    full = g(T["in.wplus"])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = g(T["in.wplus"])
+    assert not torch.equal(mixed.float(), full)
+    assert (mixed.float() - full).abs().max() / full.abs().max() < 5e-2
+    with torch.device("meta"):
+        meta = Generator(32, 64, 2, {4: 32, 8: 32, 16: 32, 32: 32})
+    assert meta(torch.zeros(1, meta.n_latent, 64, device="meta")).shape == (1, 3, 32, 32)

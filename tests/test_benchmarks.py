@@ -1,0 +1,77 @@
+"""The logic of benchmarks/gpu_all.py that runs without a GPU: peak table, FLOP count, goals,
+markdown. (``python benchmarks/gpu_all.py --device cpu --quick`` runs every section at tiny settings.)"""
+import argparse
+import math
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+
+import gpu_all  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("NVIDIA H100 80GB HBM3", (67.0, 494.7, 989.4)),
+        ("NVIDIA H100 PCIe", (51.0, 378.0, 756.0)),
+        ("NVIDIA H100 NVL", (60.0, 417.5, 835.5)),
+        ("NVIDIA H200", (67.0, 494.7, 989.4)),
+        ("NVIDIA A100-SXM4-80GB", (19.5, 156.0, 312.0)),
+        ("NVIDIA L40S", (91.6, 183.0, 362.1)),
+        ("NVIDIA GeForce RTX 4090", (82.6, 82.6, 165.2)),
+    ],
+)
+def test_known_peaks(name, expected):
+    p = gpu_all.peak_tflops(name)
+    assert (p["fp32"], p["tf32"], p["bf16"]) == expected
+
+
+def test_peak_override_and_unknown():
+    assert gpu_all.peak_tflops("NVIDIA T4") is None
+    assert gpu_all.peak_tflops("NVIDIA H100 80GB HBM3", [100.0])["tf32"] == 100.0
+    p = gpu_all.peak_tflops("anything", [1.0, 2.0, 3.0])
+    assert (p["fp32"], p["tf32"], p["bf16"], p["source"]) == (1.0, 2.0, 3.0, "--peak-tflops")
+    assert gpu_all.peak_kind("bf16", "cuda") == "bf16" and gpu_all.peak_kind("fp32", "cpu") == "fp32"
+
+
+def test_generator_flops_on_meta():
+    forward = gpu_all.generator_flops(1024)
+    assert 140e9 < forward < 160e9  # ~74 G multiply-adds of convolution for a config-f 1024 px image
+    assert gpu_all.generator_flops(64, backward=True) == pytest.approx(2 * gpu_all.generator_flops(64), rel=0.02)
+
+
+def test_fraction_row():
+    peaks = {"fp32": 50.0, "tf32": 400.0, "bf16": 800.0, "source": "test"}
+    row = gpu_all.fraction_row(1024, 4, "forward", "ours", "fp32", 150e9, {"time": 0.01}, peaks, "tf32")
+    assert row[5] == "60.00" and row[6] == "400 (TF32)" and row[7] == "15.0%"
+    assert gpu_all.fraction_row(1024, 4, "forward", "ours", "fp32", 150e9, {"error": "out of memory"}, None, "tf32")[5:] == ["—", "—", "—"]
+
+
+def _settings(quick):
+    args = argparse.Namespace(quick=quick, repeats=3, sizes=None, batches=None, compile=None, edit_steps=None)
+    return gpu_all.Settings.make(args)
+
+
+def test_goals_and_markdown():
+    s = _settings(False)
+    assert (s.sizes, s.batches, s.big, s.edit_steps) == ([256, 1024], [1, 4, 16], 1024, 100)
+    report = gpu_all.Report()
+    results = {
+        "edit": {"fp32": {"time": 3.4}, "bf16": {"time": 2.5}},
+        "mapper": {"time": 0.021},
+        "global": {"error": "out of memory"},
+        "relevance": ({"float32": 20.0, "bfloat16": 14.0}, True),
+    }
+    gpu_all.goals(s, report, results)
+    text = report.markdown()
+    assert "| 100-step optimisation edit at 1024 px < 3 s | 2.50 s (bf16) | PASS |" in text
+    assert "| mapper or global-direction edit at 1024 px < 30 ms | mapper edit 21.0 ms | PASS |" in text
+    assert "float32 20.0 min, bfloat16 14.0 min | PASS |" in text
+    quick = gpu_all.Report()
+    gpu_all.goals(_settings(True), quick, {"mapper": {"time": 0.5}, "relevance": ({"float32": 1.0}, False)})
+    assert "FAIL (quick settings: not the goal's)" in quick.markdown()  # partial relevance is never a pass
+    assert gpu_all.fmt_time(0.0123) == "12.3 ms" and gpu_all.fmt_time(2.5) == "2.50 s" and gpu_all.fmt_time(math.nan) == "—"
+    assert gpu_all.fmt_ratio(3.0, 1.5) == "2.00" and gpu_all.fmt_ratio(math.nan, 1.0) == "—"
