@@ -23,8 +23,13 @@ def test_pack_loads_and_lists_templates(comfyui_server):
     assert [k for k in info if k.startswith("StyleCLIP_")], "no StyleCLIP nodes registered:\n" + log[-4000:]
     assert "IMPORT FAILED" not in log, log[-4000:]
     assert "stylegan2-ffhq-config-f.pt" in comfy_harness.combo_options(info["StyleCLIP_LoadGenerator"]["input"]["required"]["generator_name"])
+    # ComfyUI lists a pack's workflows/ folder (as it does example_workflows/) under the pack's
+    # folder name in the template browser, and serves each file from there
     templates = get(url + "/workflow_templates")
     assert sorted(templates[PACK_FOLDER]) == sorted(os.path.splitext(os.path.basename(p))[0] for p in WORKFLOWS)
+    for path in WORKFLOWS:
+        with open(path) as f:
+            assert get(f"{url}/api/workflow_templates/{PACK_FOLDER}/{os.path.basename(path)}") == json.load(f)
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=os.path.basename)
