@@ -7,7 +7,7 @@ from comfy_api.latest import io
 from ..styleclip_core.arcface import load_arcface
 from ..styleclip_core.clip_model import AUTO, PREPROCESSING, buildable_architectures, load_clip
 from ..styleclip_core.render import from_unit_range
-from .common import CATEGORY, ArcFace, Clip, device, gradient_capable, model_files, model_path
+from .common import CATEGORY, ArcFace, Clip, gradient_capable, managed, model_files, model_path, use
 
 TINY = "TINY RANDOM STAND-IN (not the real model): "
 
@@ -44,7 +44,8 @@ class LoadCLIP(io.ComfyNode):
     @classmethod
     def execute(cls, clip_name, architecture, image_preprocessing) -> io.NodeOutput:
         with gradient_capable():
-            clip = load_clip(model_path("openclip", clip_name), architecture, device(), image_preprocessing)
+            clip = load_clip(model_path("openclip", clip_name), architecture, "cpu", image_preprocessing)
+            managed(clip.net)
         info = f"{clip.name}: {clip.image_size}px input, preprocessing '{clip.preprocessing}'"
         if clip.is_tiny_stand_in:
             info = TINY + info
@@ -69,7 +70,7 @@ class LoadArcFace(io.ComfyNode):
     @classmethod
     def execute(cls, arcface_name) -> io.NodeOutput:
         with gradient_capable():
-            net = load_arcface(model_path("arcface", arcface_name), device())
+            net = managed(load_arcface(model_path("arcface", arcface_name), "cpu"))
         info = f"{arcface_name}: ArcFace IR-SE with {len(net.body)} residual units"
         if net.is_tiny_stand_in:
             info = TINY + info
@@ -98,6 +99,7 @@ class CLIPScore(io.ComfyNode):
 
     @classmethod
     def execute(cls, clip, images, text) -> io.NodeOutput:
+        use(clip.net)
         with torch.no_grad():
             scores = clip.similarity(from_unit_range(images).to(clip.device), text).cpu().tolist()
         report = "\n".join(f"image {i}: {s:.4f}  ({text!r})" for i, s in enumerate(scores))

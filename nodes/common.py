@@ -60,6 +60,28 @@ def device():
     return mm.get_torch_device()
 
 
+def managed(model: torch.nn.Module) -> torch.nn.Module:
+    """Hand a freshly loaded model to ComfyUI's model management: it waits on ComfyUI's offload
+    device and ``use`` brings it to the compute device, so ComfyUI can offload it when another
+    model needs the memory or the user frees models, like its own checkpoints."""
+    from comfy.model_patcher import ModelPatcher
+
+    model.to(mm.unet_offload_device())
+    # On the module itself (not in a registry) so that the patcher dies with the model when
+    # ComfyUI's node cache drops it.
+    model.comfy_patcher = ModelPatcher(model, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
+    return model
+
+
+def use(*models: torch.nn.Module | None) -> None:
+    """Load the models a node is about to run onto ComfyUI's device, all of them at once so
+    that freeing memory for one never offloads another."""
+    patchers = [m.comfy_patcher for m in models if m is not None and getattr(m, "comfy_patcher", None) is not None]
+    if patchers:
+        with torch.inference_mode(False):  # weights moved here must stay usable by autograd
+            mm.load_models_gpu(patchers, force_full_load=True)
+
+
 def gradient_capable():
     """ComfyUI runs nodes under torch.inference_mode; tensors made there can never take part in
     autograd. Models that gradient-based nodes differentiate through (generator, CLIP, ArcFace)

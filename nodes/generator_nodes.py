@@ -11,7 +11,7 @@ from ..styleclip_core.generator import PRECISIONS
 from ..styleclip_core.latents import load_latent_folder, load_latents, mix_latents, sample_latents, save_latents
 from ..styleclip_core.ops import BACKENDS, describe
 from ..styleclip_core.render import render, to_unit_range
-from .common import CATEGORY, Generator, Latent, NodeProgress, device, gradient_capable, model_files, unique_output_path
+from .common import CATEGORY, Generator, Latent, NodeProgress, device, gradient_capable, managed, model_files, unique_output_path, use
 
 LATENT_EXTENSIONS = (".safetensors", ".pt")
 
@@ -49,11 +49,11 @@ class LoadGenerator(io.ComfyNode):
     def execute(cls, generator_name, ops_backend, precision) -> io.NodeOutput:
         path = folder_paths.get_full_path_or_raise("stylegan", generator_name)
         with gradient_capable():
-            g = checkpoints.load_generator(path, device(), ops_backend).set_precision(precision)
+            g = managed(checkpoints.load_generator(path, "cpu", ops_backend).set_precision(precision))
         info = (
             f"{generator_name}: {g.size}px, W+ [{g.n_latent}, {g.style_dim}], mapping {g.n_mlp} layers, "
             f"{'W average from the file' if g.has_w_avg else 'no W average in the file (truncation uses the mean of 4096 samples)'}; "
-            f"ops: {describe(ops_backend, g.w_avg.device)}, precision {precision}"
+            f"ops: {describe(ops_backend, device())}, precision {precision}"
         )
         if g.is_tiny_stand_in:
             info = "TINY RANDOM STAND-IN (not the real model): " + info
@@ -79,6 +79,7 @@ class SampleLatents(io.ComfyNode):
 
     @classmethod
     def execute(cls, generator, seed, batch_size, truncation_psi) -> io.NodeOutput:
+        use(generator)
         return io.NodeOutput(sample_latents(generator, batch_size, seed, truncation_psi))
 
 
@@ -102,6 +103,7 @@ class Synthesize(io.ComfyNode):
 
     @classmethod
     def execute(cls, generator, latents, noise, noise_seed, chunk_size) -> io.NodeOutput:
+        use(generator)
         images = render(generator, latents, noise, noise_seed, chunk_size, NodeProgress(latents.batch_size))
         return io.NodeOutput(to_unit_range(images))
 

@@ -12,7 +12,7 @@ from comfy_api.latest import io
 
 from ..styleclip_core.global_cache import is_fs3_file, relevance_for, relevance_from_file
 from ..styleclip_core.global_directions import PRECISIONS, GlobalDirection, RelevanceJob, edit_latents, num_conv_channels
-from .common import CATEGORY, Clip, Direction, Generator, Latent, NodeProgress, Relevance, model_files
+from .common import CATEGORY, Clip, Direction, Generator, Latent, NodeProgress, Relevance, model_files, use
 
 GLOBAL = CATEGORY + "/global"
 COMPUTE = "compute for this generator and CLIP (cached)"
@@ -78,6 +78,7 @@ class ChannelRelevance(io.ComfyNode):
 
     @classmethod
     def execute(cls, generator, fs3, num_images, layers, batch_size, precision, statistics_samples, earlier_channels_at_mean, clip=None) -> io.NodeOutput:
+        use(generator, clip.net if clip is not None else None)
         folders = folder_paths.get_folder_paths("styleclip_global")
         progress = NodeProgress(1)
         if fs3 == COMPUTE:
@@ -123,6 +124,7 @@ class GlobalDirectionFromText(io.ComfyNode):
 
     @classmethod
     def execute(cls, relevance, clip, neutral, target, beta, beta_report) -> io.NodeOutput:
+        use(clip.net)
         betas = parse_numbers(beta_report, "beta_report") if beta_report.strip() else []
         counts = relevance.channels_kept(clip, neutral, target, betas)
         direction = relevance.direction(clip, neutral, target, beta)
@@ -157,6 +159,7 @@ class ApplyGlobalDirection(io.ComfyNode):
     @classmethod
     def execute(cls, generator, latents, direction, alphas) -> io.NodeOutput:
         values = parse_numbers(alphas, "alphas")
+        use(generator)
         edited, originals = edit_latents(generator, latents.to(generator.w_avg.device), direction, values)
         return io.NodeOutput(edited, originals, len(values))
 

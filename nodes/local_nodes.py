@@ -9,7 +9,7 @@ from ..styleclip_core.checkpoints import load_torch_file
 from ..styleclip_core.face_parsing import PARTS, BiSeNet, parse, part_mask, refine_mask
 from ..styleclip_core.local_edit import render_local_edit
 from ..styleclip_core.render import to_unit_range
-from .common import CATEGORY, FaceParser, Generator, Latent, device, model_files
+from .common import CATEGORY, FaceParser, Generator, Latent, managed, model_files, use
 
 
 class LocalEdit(io.ComfyNode):
@@ -35,6 +35,7 @@ class LocalEdit(io.ComfyNode):
 
     @classmethod
     def execute(cls, generator, original, edited, mask, feather, blend_from) -> io.NodeOutput:
+        use(generator)
         dev = generator.w_avg.device
         images = render_local_edit(generator, original.to(dev), edited.to(dev), mask, feather, int(blend_from))
         return io.NodeOutput(to_unit_range(images.cpu()))
@@ -60,7 +61,7 @@ class LoadFaceParser(io.ComfyNode):
             from ..styleclip_core.errors import CheckpointError
 
             raise CheckpointError(path, "a BiSeNet face parser state dict", type(state).__name__)
-        return io.NodeOutput(BiSeNet.from_state_dict(state, path).to(device()))
+        return io.NodeOutput(managed(BiSeNet.from_state_dict(state, path)))
 
 
 class FaceParsingMask(io.ComfyNode):
@@ -83,6 +84,7 @@ class FaceParsingMask(io.ComfyNode):
 
     @classmethod
     def execute(cls, face_parser, images, parts, dilate, feather) -> io.NodeOutput:
+        use(face_parser)
         dev = next(face_parser.parameters()).device
         with torch.no_grad():
             labels = parse(face_parser, images.to(dev))

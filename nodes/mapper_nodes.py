@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from ..styleclip_core.generator import Generator as GeneratorModel
 from ..styleclip_core.mapper import load_mapper
-from .common import CATEGORY, Generator, Latent, Mapper, device, gradient_capable, model_files
+from .common import CATEGORY, Generator, Latent, Mapper, gradient_capable, managed, model_files, use
 
 
 class LoadMapper(io.ComfyNode):
@@ -30,8 +30,8 @@ class LoadMapper(io.ComfyNode):
     def execute(cls, mapper_name) -> io.NodeOutput:
         with gradient_capable():  # the bundled generator may be optimised through later
             mapper, decoder = load_mapper(folder_paths.get_full_path_or_raise("styleclip_mappers", mapper_name))
-            g = GeneratorModel.from_state_dict(decoder, source=mapper_name).eval().requires_grad_(False).to(device()) if decoder else None
-            mapper = mapper.to(device())
+            g = managed(GeneratorModel.from_state_dict(decoder, source=mapper_name).eval().requires_grad_(False)) if decoder else None
+            mapper = managed(mapper)
         info = f"{mapper_name}: {mapper.mapper_type}, text {mapper.options.get('description', '?')!r}" + (f", bundled generator {g.size}px" if g else "")
         if mapper.options.get("tiny_stand_in"):
             info = "TINY RANDOM STAND-IN (not the real model): " + info
@@ -59,6 +59,7 @@ class ApplyMapper(io.ComfyNode):
     def execute(cls, generator, mapper, latents, strength) -> io.NodeOutput:
         import torch
 
+        use(generator, mapper)
         with torch.no_grad():
             edited = mapper.edit(latents.to(generator.w_avg.device), generator, strength)
         return io.NodeOutput(edited.detach())

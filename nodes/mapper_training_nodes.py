@@ -9,7 +9,7 @@ from comfy_api.latest import io
 from ..styleclip_core.latents import sample_latents
 from ..styleclip_core.mapper import MAPPER_TYPES
 from ..styleclip_core.mapper_training import OPTIMIZERS, TrainingOptions, checkpoint_path, train_mapper
-from .common import CATEGORY, Generator, Latent, Loss, Mapper, NodeProgress, gradient_capable, show_text
+from .common import CATEGORY, Generator, Latent, Loss, Mapper, NodeProgress, gradient_capable, managed, show_text, use
 
 IF_EXISTS_OPTIONS = {"new numbered file": "number", "resume": "resume", "overwrite": "overwrite"}
 
@@ -70,6 +70,7 @@ class TrainMapper(io.ComfyNode):
         os.makedirs(folder, exist_ok=True)
         path, resume = checkpoint_path(folder, name, IF_EXISTS_OPTIONS[if_exists])
         options = TrainingOptions(mapper_type, coarse, medium, fine, batch_size, learning_rate, optimizer, seed)
+        use(generator, *loss.networks)
         with gradient_capable():
             codes = latents if latents is not None else sample_latents(generator, sample_count, seed, truncation_psi)
             result = train_mapper(
@@ -82,7 +83,7 @@ class TrainMapper(io.ComfyNode):
             info += f" (resumed at step {result.resumed_from})"
         if result.history:
             info += "; last step: " + ", ".join(f"{k} {v:.4f}" for k, v in result.history[-1].items())
-        return io.NodeOutput(result.mapper, file, info, ui={"text": (info,)})
+        return io.NodeOutput(managed(result.mapper), file, info, ui={"text": (info,)})
 
 
 NODES = [TrainMapper]

@@ -5,7 +5,7 @@ from comfy_api.latest import io
 
 from ..styleclip_core.optimize import optimize_latents
 from ..styleclip_core.render import to_unit_range
-from .common import CATEGORY, Generator, Latent, Loss, NodeProgress, gradient_capable
+from .common import CATEGORY, Generator, Latent, Loss, NodeProgress, gradient_capable, use
 
 SPACE_OPTIONS = {"W+": "w+", "StyleSpace": "s"}
 
@@ -48,6 +48,7 @@ class OptimizeLatents(io.ComfyNode):
 
     @classmethod
     def execute(cls, generator, latents, loss, steps, learning_rate, space, noise, noise_seed, preview_every, mask=None) -> io.NodeOutput:
+        use(generator, *loss.networks)
         with gradient_capable():
             result = optimize_latents(
                 generator, latents, loss, steps, learning_rate, SPACE_OPTIONS[space], mask=mask, noise=noise, seed=noise_seed,

@@ -8,7 +8,7 @@ from ..styleclip_core import align
 from ..styleclip_core.e4e import invert, load_e4e
 from ..styleclip_core.latents import Latents
 from ..styleclip_core.ops import BACKENDS, describe
-from .common import CATEGORY, E4E, Alignment, Generator, Latent, NodeProgress, device, gradient_capable, model_files
+from .common import CATEGORY, E4E, Alignment, Generator, Latent, NodeProgress, device, gradient_capable, managed, model_files, use
 
 # Entries of the landmark dropdown besides the MediaPipe model files.
 POINTS = "points (from the points input)"
@@ -43,10 +43,11 @@ class LoadE4E(io.ComfyNode):
     def execute(cls, e4e_name, ops_backend) -> io.NodeOutput:
         path = folder_paths.get_full_path_or_raise("e4e", e4e_name)
         with gradient_capable():  # the generator is differentiated by text edits of inverted photos
-            encoder, g = load_e4e(path, device(), ops_backend)
+            encoder, g = load_e4e(path, "cpu", ops_backend)
+            managed(encoder), managed(g)
         info = (
             f"{e4e_name}: {len(encoder.body)} residual units -> W+ [{encoder.style_count}, {encoder.style_dim}]"
-            f"{' + average latent' if encoder.start_from_latent_avg else ''}; generator {g.size}px; ops: {describe(ops_backend, g.w_avg.device)}"
+            f"{' + average latent' if encoder.start_from_latent_avg else ''}; generator {g.size}px; ops: {describe(ops_backend, device())}"
         )
         if encoder.is_tiny_stand_in:
             info = "TINY RANDOM STAND-IN (not the real model): " + info
@@ -72,6 +73,7 @@ class InvertImages(io.ComfyNode):
 
     @classmethod
     def execute(cls, e4e, images, chunk_size) -> io.NodeOutput:
+        use(e4e)
         codes = invert(e4e, images, chunk_size, NodeProgress(images.shape[0]))
         return io.NodeOutput(Latents(w_plus=codes))
 

@@ -64,7 +64,7 @@ def box_resize_matrix(src: int, dst: int, device=None, dtype=torch.float32) -> t
     cols = torch.arange(dst * pool) // up
     m = torch.zeros(dst, src, dtype=torch.float64)
     m.index_put_((rows, cols), torch.full((dst * pool,), 1.0 / pool, dtype=torch.float64), accumulate=True)
-    return m.to(device=device, dtype=dtype)
+    return m.to(dtype).to(device)  # cast first: Apple's MPS has no float64
 
 
 class ClipModel:
@@ -147,7 +147,7 @@ class ClipModel:
         """Normalised embedding ``[D]`` of ``text`` (cached): the prompt itself, or with
         ``templates`` the 79-template average of the global method (each template embedding
         normalised, averaged, normalised again)."""
-        key = (text, templates)
+        key = (text, templates, self.device)  # the network may have moved since (model management)
         if key not in self._text_cache:
             if templates:
                 feats = self.encode_texts([t.format(text) for t in imagenet_templates()])

@@ -12,6 +12,7 @@ edit in W+ and an edit in S share one code path.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -35,6 +36,14 @@ def stylegan2_channels(size: int, channel_multiplier: int = 2) -> dict[int, int]
 
 # --------------------------------------------------------------------------------------------
 # Building blocks
+
+
+def _float32(device: torch.device):
+    """Autocast switched off for the block, where it can be on (not on the meta device that
+    FLOP counting uses)."""
+    if device.type in ("cpu", "cuda", "mps", "xpu") and torch.is_autocast_enabled(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 class PixelNorm(nn.Module):
@@ -125,7 +134,7 @@ class ModulatedConv2d(nn.Module):
         # from the [out, in] energy of the kernel so the full weight is touched only once more.
         demod = None
         if self.demodulate:
-            with torch.autocast(x.device.type, enabled=False):  # a sum of squares: keep it in float32 under mixed precision
+            with _float32(x.device):  # a sum of squares: keep it in float32 under mixed precision
                 acc = torch.promote_types(weight.dtype, torch.float32)
                 energy = weight.to(acc).square().sum([2, 3])
                 demod = torch.rsqrt((s.to(acc).square() @ energy.t()) * self.scale**2 + 1e-8)  # [B, out]
@@ -440,7 +449,8 @@ class Generator(nn.Module):
         """Convolutions in bfloat16 / float16 when ``precision`` asks for it (a CUDA speed option;
         the modulation and demodulation stay in float32)."""
         dtype = PRECISIONS[self.precision]
-        return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+        # float32: no context at all, so that an autocast the caller opened still applies
+        return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
     def synthesis_state(self, styles: Sequence[torch.Tensor], layer: int, noise="const") -> tuple[int, torch.Tensor, torch.Tensor | None]:
         """(layer, features, rgb) just before style layer ``layer``, for ``synthesis(start=...)``."""

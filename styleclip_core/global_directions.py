@@ -84,8 +84,8 @@ def style_statistics(g: Generator, num_samples: int = 100_000, seed: int = 5, ps
     sums = sq = None
     for start in range(0, num_samples, batch_size):
         styles = reference_styles(g, z_all[start:start + batch_size], psi, cutoff)
-        batch_sum = [s.double().sum(0).cpu() for s in styles]
-        batch_sq = [s.double().square().sum(0).cpu() for s in styles]
+        batch_sum = [_f64(s).sum(0).cpu() for s in styles]
+        batch_sq = [_f64(s).square().sum(0).cpu() for s in styles]
         sums = batch_sum if sums is None else [a + b for a, b in zip(sums, batch_sum)]
         sq = batch_sq if sq is None else [a + b for a, b in zip(sq, batch_sq)]
         if progress is not None:
@@ -192,8 +192,9 @@ def apply_direction(styles: Sequence[torch.Tensor], direction: GlobalDirection, 
     alphas = torch.tensor(list(alphas), dtype=torch.float64)
     out = []
     for s, d in zip(styles, direction.deltas):
-        edited = s.double()[:, None, :] + alphas[None, :, None].to(s.device) * d.to(s.device)[None, None, :]
-        out.append(edited.reshape(-1, s.shape[-1]).to(s.dtype))
+        s64 = _f64(s)
+        edited = s64[:, None, :] + alphas[None, :, None].to(s64.device) * d.to(s64.device)[None, None, :]
+        out.append(edited.reshape(-1, s.shape[-1]).to(s.device, s.dtype))
     return out
 
 
@@ -401,7 +402,7 @@ def _probe(g, encode_image, prepare_image, base, state, layer, probes, mean, std
         s = s.clone()
         s[torch.arange(len(probes)), channel] = mean[channel]
     # mean + alpha * std rounded once from float64, as NumPy adds the float64 boundary to float32 codes
-    s[torch.arange(len(probes)), channel] = (mean[channel].double() + sign.double() * job.alpha * std[channel].double()).to(s.dtype)
+    s[torch.arange(len(probes)), channel] = (_f64(mean[channel]) + _f64(sign) * job.alpha * _f64(std[channel])).to(s.device, s.dtype)
     styles = [b[face] for b in base]
     styles[layer] = s
     rgb = state[2][face] if state[2] is not None else None
@@ -423,9 +424,15 @@ def _probe(g, encode_image, prepare_image, base, state, layer, probes, mean, std
 
 def _rows(feats, n):
     """GetFs on ``[channels * n * 2, E]`` features: normalise, (+) - (-), normalise, mean over faces, normalise."""
-    f = F.normalize(feats.double().reshape(-1, n, 2, feats.shape[-1]), dim=-1)
+    f = F.normalize(_f64(feats).reshape(-1, n, 2, feats.shape[-1]), dim=-1)
     diff = F.normalize(f[:, :, 1] - f[:, :, 0], dim=-1)
-    return F.normalize(diff.mean(1), dim=-1).float()
+    return F.normalize(diff.mean(1), dim=-1).to(feats.device, torch.float32)
+
+
+def _f64(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float64 for the reference's double-precision steps; on the CPU where the device
+    has no float64 (Apple's MPS)."""
+    return (t.cpu() if t.device.type == "mps" else t).double()
 
 
 def _save_partial(path, rows, job):

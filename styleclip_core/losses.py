@@ -133,6 +133,11 @@ class LossTerm:
     def describe(self) -> str:
         return self.kind
 
+    @property
+    def networks(self) -> tuple[torch.nn.Module, ...]:
+        """The networks the term runs, for whoever places models on devices."""
+        return ()
+
 
 class ClipLoss(LossTerm):
     """StyleCLIP's CLIPLoss: ``1 - logits/100`` with ``logits = exp(logit_scale) * cos(image, text)``
@@ -143,6 +148,10 @@ class ClipLoss(LossTerm):
     def __init__(self, clip, text: str, weight: float = 1.0):
         super().__init__(weight)
         self.clip, self.text = clip, text
+
+    @property
+    def networks(self):
+        return (self.clip.net,)
 
     def prepare(self, ctx):
         text = self.clip.text_features(self.text)
@@ -176,6 +185,10 @@ class DirectionalClipLoss(LossTerm):
         super().__init__(weight)
         self.clip, self.neutral, self.target = clip, neutral, target
 
+    @property
+    def networks(self):
+        return (self.clip.net,)
+
     def prepare(self, ctx):
         direction = self.clip.text_direction(self.neutral, self.target, templates=False)
         with torch.no_grad():
@@ -199,6 +212,10 @@ class IdentityLoss(LossTerm):
     def __init__(self, arcface: ArcFaceBackbone, weight: float = 0.005):
         super().__init__(weight)
         self.arcface = arcface
+
+    @property
+    def networks(self):
+        return (self.arcface,)
 
     def prepare(self, ctx):
         with torch.no_grad():
@@ -324,6 +341,14 @@ class LossSet:
         if not self.active:
             raise ValueError("the loss has no term with a non-zero weight; connect a CLIP loss")
         return PreparedLoss([(label, term.weight, term.prepare(ctx)) for label, term in self.active])
+
+    @property
+    def networks(self) -> list[torch.nn.Module]:
+        """Every network the active terms run, each once."""
+        out = []
+        for _, term in self.active:
+            out += [n for n in term.networks if all(n is not m for m in out)]
+        return out
 
     def describe(self) -> str:
         return " + ".join(f"{term.weight:g} x {label}" for label, term in self.active) or "(empty)"

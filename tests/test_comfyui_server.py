@@ -5,6 +5,7 @@ completion with the tiny models and writes its outputs."""
 import glob
 import json
 import os
+import urllib.request
 
 import pytest
 
@@ -51,3 +52,32 @@ def test_workflow_in_real_comfyui(comfyui_server, path):
         for img in output.get("images", []):
             if img.get("type") == "output":
                 assert os.path.isfile(os.path.join(base, "output", img["subfolder"], img["filename"]))
+
+
+def test_models_are_freed_and_reloaded_through_comfyui(comfyui_server):
+    """ComfyUI's own model management loads the pack's models (its ModelPatcher on our modules),
+    'Free model and node cache' unloads them, and the next run loads them again."""
+    import time
+
+    import comfy_harness
+
+    url, base = comfyui_server
+    info = get(url + "/object_info")
+    with open(os.path.join(ROOT, "workflows", "02_text_edit_optimization.json")) as f:
+        workflow = json.load(f)
+    for node in workflow["nodes"]:
+        if node["type"] == "StyleCLIP_OptimizeLatents":
+            node["widgets_values"][0] = 2  # steps: a short run is enough here
+    prompt = comfy_harness.ui_to_prompt(detector_free(workflow, info), info)
+    start = len(open(base / "server.log").read())
+    for attempt in range(2):
+        reply = post(url + "/prompt", {"prompt": prompt})
+        entry = wait_for(url, reply["prompt_id"])
+        assert entry["status"]["status_str"] == "success", open(base / "server.log").read()[-3000:]
+        request = urllib.request.Request(url + "/free", json.dumps({"unload_models": True, "free_memory": True}).encode(), {"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=30).close()
+        time.sleep(2)  # the worker frees between prompts
+    log = open(base / "server.log").read()[start:]
+    assert "Traceback" not in log, log[-3000:]
+    # both runs loaded the generator and CLIP through ComfyUI (the cache was dropped in between)
+    assert log.count("Requested to load Generator") >= 2 and log.count("Requested to load CLIP") >= 2, log[-3000:]

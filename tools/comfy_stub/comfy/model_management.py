@@ -39,3 +39,19 @@ def unet_offload_device():
 
 def soft_empty_cache(force=False):
     pass
+
+
+loaded_models = []  # patchers currently on the compute device, as ComfyUI's current_loaded_models
+
+
+def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None, force_full_load=False):
+    for patcher in models:
+        patcher.model.to(patcher.load_device)
+        if patcher not in loaded_models:
+            loaded_models.append(patcher)
+
+
+def unload_all_models():
+    while loaded_models:
+        patcher = loaded_models.pop()
+        patcher.model.to(patcher.offload_device)
