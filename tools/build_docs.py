@@ -330,7 +330,7 @@ def page_text(page: Page, info: dict, placeholders: dict) -> str:
              "[All node groups](README.md) · [README](../../README.md)", ""]
     for wf in page.workflows:
         shot, output = image_names(wf)
-        lines += [f"## Example: `workflows/{wf}`", ""]
+        lines += [f"## Example: [`workflows/{wf}`](../../workflows/{wf})", ""]
         note = workflow_note(wf)
         if note:
             lines += ["> " + "\n>\n> ".join(part.strip() for part in note.strip().split("\n") if part.strip()), ""]
