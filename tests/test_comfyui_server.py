@@ -24,8 +24,13 @@ def test_pack_loads_and_lists_templates(comfyui_server):
     assert [k for k in info if k.startswith("StyleCLIP_")], "no StyleCLIP nodes registered:\n" + log[-4000:]
     assert "IMPORT FAILED" not in log, log[-4000:]
     assert "stylegan2-ffhq-config-f.pt" in comfy_harness.combo_options(info["StyleCLIP_LoadGenerator"]["input"]["required"]["generator_name"])
+    # ComfyUI lists a pack's workflows/ folder (as it does example_workflows/) under the pack's
+    # folder name in the template browser, and serves each file from there
     templates = get(url + "/workflow_templates")
     assert sorted(templates[PACK_FOLDER]) == sorted(os.path.splitext(os.path.basename(p))[0] for p in WORKFLOWS)
+    for path in WORKFLOWS:
+        with open(path) as f:
+            assert get(f"{url}/api/workflow_templates/{PACK_FOLDER}/{os.path.basename(path)}") == json.load(f)
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=os.path.basename)
@@ -64,14 +69,19 @@ def test_models_are_freed_and_reloaded_through_comfyui(comfyui_server):
         if node["type"] == "StyleCLIP_OptimizeLatents":
             node["widgets_values"][0] = 2  # steps: a short run is enough here
     prompt = comfy_harness.ui_to_prompt(detector_free(workflow, info), info)
+
+    def free():
+        request = urllib.request.Request(url + "/free", json.dumps({"unload_models": True, "free_memory": True}).encode(), {"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=30).close()
+        time.sleep(2)  # the worker frees between prompts
+
+    free()  # models of earlier tests (e.g. workflow 10's CLIP) may still be loaded
     start = len(open(base / "server.log").read())
     for attempt in range(2):
         reply = post(url + "/prompt", {"prompt": prompt})
         entry = wait_for(url, reply["prompt_id"])
         assert entry["status"]["status_str"] == "success", open(base / "server.log").read()[-3000:]
-        request = urllib.request.Request(url + "/free", json.dumps({"unload_models": True, "free_memory": True}).encode(), {"Content-Type": "application/json"})
-        urllib.request.urlopen(request, timeout=30).close()
-        time.sleep(2)  # the worker frees between prompts
+        free()
     log = open(base / "server.log").read()[start:]
     assert "Traceback" not in log, log[-3000:]
     # both runs loaded the generator and CLIP through ComfyUI (the cache was dropped in between)
