@@ -38,7 +38,8 @@ def test_seed_control_values_are_skipped(comfy):
 @pytest.mark.parametrize("path", WORKFLOWS, ids=os.path.basename)
 def test_model_files_are_named_with_their_sources(path):
     """Nodes that load an official file list it in properties.models as the frontend's
-    missing-models notice expects (name, url, directory)."""
+    missing-models notice expects (name, url, directory), where the frontend can see such a file."""
+    from build_workflows import FRONTEND_MODEL_EXTENSIONS
     from styleclip_core.model_catalog import by_filename
 
     with open(path) as f:
@@ -47,6 +48,10 @@ def test_model_files_are_named_with_their_sources(path):
         named = [v for v in node.get("widgets_values") or [] if isinstance(v, str) and by_filename(v)]
         listed = {m["name"]: m for m in node.get("properties", {}).get("models", [])}
         for name in named:
+            if not name.endswith(FRONTEND_MODEL_EXTENSIONS):
+                assert name not in listed, f"node {node['id']} lists {name}, which ComfyUI's model list never shows"
+                assert name in " ".join(n["widgets_values"][0] for n in workflow["nodes"] if n["type"] in ("Note", "MarkdownNote")), name
+                continue
             assert name in listed, f"node {node['id']} ({node['type']}) loads {name} but does not list it"
             entry = listed[name]
             assert entry["url"].startswith("https://") and entry["directory"] == by_filename(name).folder

@@ -17,6 +17,12 @@ sys.path.insert(0, ROOT)
 
 import comfy_harness  # noqa: E402
 
+# The files ComfyUI's model lists show the frontend (folder_paths.supported_pt_extensions): a
+# file of another kind (fs3.npy, face_landmarker.task) would always be reported missing, so the
+# workflow's note names it instead.
+FRONTEND_MODEL_EXTENSIONS = (".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft")
+
+
 def node_models(widgets: dict) -> list[dict]:
     """The official files a node's widgets name, with where to get them, as the frontend's
     missing-models notice reads them (``properties.models``: name, url, directory[, hash])."""
@@ -25,7 +31,7 @@ def node_models(widgets: dict) -> list[dict]:
     found = []
     for value in widgets.values():
         entry = by_filename(value) if isinstance(value, str) else None
-        if entry:
+        if entry and entry.filename.endswith(FRONTEND_MODEL_EXTENSIONS):
             found.append({"name": entry.filename, "url": entry.url, "directory": entry.folder,
                           **({"hash": entry.sha256, "hash_type": "SHA256"} if entry.sha256 else {})})
     return found
