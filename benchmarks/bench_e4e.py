@@ -38,21 +38,12 @@ def build_encoder(g, seed: int = 7):
     """A full-size ``Encoder4Editing`` for ``g`` on seeded random weights."""
     import torch
 
-    from styleclip_core.e4e import Encoder4Editing
+    from styleclip_core.tiny_models import random_e4e
 
-    torch.manual_seed(seed)
-    net = Encoder4Editing(style_count=g.n_latent, style_dim=g.style_dim)
+    net = random_e4e(g, seed=seed)
     with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.8, 1.2)
-                m.bias.uniform_(-0.1, 0.1)
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-            elif isinstance(m, torch.nn.PReLU):
-                m.weight.uniform_(0.1, 0.4)
         net.latent_avg = g.mean_latent(4096).expand(g.n_latent, -1).clone().to(net.latent_avg)
-    return net.eval().requires_grad_(False)
+    return net
 
 
 def faces(batch: int, seed: int = 3):

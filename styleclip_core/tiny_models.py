@@ -259,10 +259,15 @@ TINY_E4E_STAGES = ((16, 16, 1), (16, 32, 1), (32, 48, 1), (48, 64, 1))
 
 
 def tiny_e4e(g: Generator, seed=0):
-    """A small random ``Encoder4Editing`` producing W+ for ``g``, with BatchNorm statistics and
-    PReLU slopes off their init values."""
+    """A small random ``Encoder4Editing`` producing W+ for ``g``."""
+    return random_e4e(g, units_of(TINY_E4E_STAGES), seed)
+
+
+def random_e4e(g: Generator, units=None, seed=0):
+    """A random ``Encoder4Editing`` for ``g`` (``units`` None: e4e's full-size IR-SE50), with
+    BatchNorm statistics and PReLU slopes off their init values."""
     torch.manual_seed(seed)
-    net = Encoder4Editing(units_of(TINY_E4E_STAGES), g.n_latent, g.style_dim)
+    net = Encoder4Editing(units, g.n_latent, g.style_dim)
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -272,7 +277,7 @@ def tiny_e4e(g: Generator, seed=0):
                 m.running_var.uniform_(0.5, 1.5)
             elif isinstance(m, torch.nn.PReLU):
                 m.weight.uniform_(0.1, 0.4)
-    net.latent_avg = g.w_avg.expand(g.n_latent, -1).clone()
+    net.latent_avg = g.w_avg.expand(g.n_latent, -1).clone().to(net.latent_avg)
     return net.eval().requires_grad_(False)
 
 
