@@ -7,9 +7,7 @@ from comfy_api.latest import io
 from ..styleclip_core.arcface import load_arcface
 from ..styleclip_core.clip_model import AUTO, PREPROCESSING, buildable_architectures, load_clip
 from ..styleclip_core.render import from_unit_range
-from .common import CATEGORY, ArcFace, Clip, gradient_capable, managed, model_files, model_path, use
-
-TINY = "TINY RANDOM STAND-IN (not the real model): "
+from .common import CATEGORY, TINY_STAND_IN, ArcFace, Clip, gradient_capable, managed, model_files, model_path, use
 
 
 class LoadCLIP(io.ComfyNode):
@@ -48,7 +46,7 @@ class LoadCLIP(io.ComfyNode):
             managed(clip.net)
         info = f"{clip.name}: {clip.image_size}px input, preprocessing '{clip.preprocessing}'"
         if clip.is_tiny_stand_in:
-            info = TINY + info
+            info = TINY_STAND_IN + info
         return io.NodeOutput(clip, info, ui={"text": (info,)})
 
 
@@ -73,7 +71,7 @@ class LoadArcFace(io.ComfyNode):
             net = managed(load_arcface(model_path("arcface", arcface_name), "cpu"))
         info = f"{arcface_name}: ArcFace IR-SE with {len(net.body)} residual units"
         if net.is_tiny_stand_in:
-            info = TINY + info
+            info = TINY_STAND_IN + info
         return io.NodeOutput(net, info, ui={"text": (info,)})
 
 

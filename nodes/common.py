@@ -27,6 +27,9 @@ Direction = io.Custom("SCLIP_DIRECTION")  # styleclip_core.global_directions.Glo
 
 CATEGORY = "StyleCLIP"
 
+# Prefix of a loader's info line when the file is a tiny random stand-in (tiny_models).
+TINY_STAND_IN = "TINY RANDOM STAND-IN (not the real model): "
+
 # ComfyUI models subfolder -> file extensions that appear in its dropdowns.
 MODEL_FOLDERS: dict[str, tuple[str, ...]] = {
     "stylegan": (".pt", ".pth", ".pkl", ".safetensors"),

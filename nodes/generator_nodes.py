@@ -11,7 +11,7 @@ from ..styleclip_core.generator import PRECISIONS
 from ..styleclip_core.latents import load_latent_folder, load_latents, mix_latents, sample_latents, save_latents
 from ..styleclip_core.ops import BACKENDS, describe
 from ..styleclip_core.render import render, to_unit_range
-from .common import CATEGORY, Generator, Latent, NodeProgress, device, gradient_capable, managed, model_files, unique_output_path, use
+from .common import CATEGORY, TINY_STAND_IN, Generator, Latent, NodeProgress, device, gradient_capable, managed, model_files, unique_output_path, use
 
 LATENT_EXTENSIONS = (".safetensors", ".pt")
 
@@ -56,7 +56,7 @@ class LoadGenerator(io.ComfyNode):
             f"ops: {describe(ops_backend, device())}, precision {precision}"
         )
         if g.is_tiny_stand_in:
-            info = "TINY RANDOM STAND-IN (not the real model): " + info
+            info = TINY_STAND_IN + info
         return io.NodeOutput(g, info, ui={"text": (info,)})
 
 

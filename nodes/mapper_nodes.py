@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from ..styleclip_core.generator import Generator as GeneratorModel
 from ..styleclip_core.mapper import load_mapper
-from .common import CATEGORY, Generator, Latent, Mapper, gradient_capable, managed, model_files, use
+from .common import CATEGORY, TINY_STAND_IN, Generator, Latent, Mapper, gradient_capable, managed, model_files, use
 
 
 class LoadMapper(io.ComfyNode):
@@ -34,7 +34,7 @@ class LoadMapper(io.ComfyNode):
             mapper = managed(mapper)
         info = f"{mapper_name}: {mapper.mapper_type}, text {mapper.options.get('description', '?')!r}" + (f", bundled generator {g.size}px" if g else "")
         if mapper.options.get("tiny_stand_in"):
-            info = "TINY RANDOM STAND-IN (not the real model): " + info
+            info = TINY_STAND_IN + info
         return io.NodeOutput(mapper, g, info, ui={"text": (info,)})
 
 

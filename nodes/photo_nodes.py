@@ -8,7 +8,7 @@ from ..styleclip_core import align
 from ..styleclip_core.e4e import invert, load_e4e
 from ..styleclip_core.latents import Latents
 from ..styleclip_core.ops import BACKENDS, describe
-from .common import CATEGORY, E4E, Alignment, Generator, Latent, NodeProgress, device, gradient_capable, managed, model_files, use
+from .common import CATEGORY, TINY_STAND_IN, E4E, Alignment, Generator, Latent, NodeProgress, device, gradient_capable, managed, model_files, use
 
 # Entries of the landmark dropdown besides the MediaPipe model files.
 POINTS = "points (from the points input)"
@@ -50,7 +50,7 @@ class LoadE4E(io.ComfyNode):
             f"{' + average latent' if encoder.start_from_latent_avg else ''}; generator {g.size}px; ops: {describe(ops_backend, device())}"
         )
         if encoder.is_tiny_stand_in:
-            info = "TINY RANDOM STAND-IN (not the real model): " + info
+            info = TINY_STAND_IN + info
         return io.NodeOutput(encoder, g, info, ui={"text": (info,)})
 
 
