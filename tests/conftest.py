@@ -63,7 +63,15 @@ def comfy(tmp_path_factory):
     tiny_models.write_models_folder(os.path.join(str(base), "models"))
     write_test_inputs(os.path.join(str(base), "input"))
     nodes = comfy_harness.all_nodes()
-    return type("ComfyHome", (), {"base": base, "nodes": nodes, "folder_paths": folder_paths, "harness": comfy_harness})
+
+    def run(node_id, *args):
+        """One node executed as ComfyUI executes nodes: under torch.inference_mode."""
+        import torch
+
+        with torch.inference_mode():
+            return nodes[node_id].execute(*args)
+
+    return type("ComfyHome", (), {"base": base, "nodes": nodes, "folder_paths": folder_paths, "harness": comfy_harness, "run": staticmethod(run)})
 
 
 @pytest.fixture(scope="session")

@@ -176,11 +176,7 @@ def test_a_masked_optimisation_stays_inside(g, faces):
 
 
 def test_region_preservation_node_and_masked_optimize_node(comfy):
-    n = comfy.nodes
-
-    def run(node, *args):  # as ComfyUI runs a node
-        with torch.inference_mode():
-            return n[node].execute(*args)
+    run = comfy.run
 
     g = run("StyleCLIP_LoadGenerator", "stylegan2-ffhq-config-f.pt", "auto", "fp32").args[0]
     latents = run("StyleCLIP_SampleLatents", g, 3, 2, 0.7).args[0]

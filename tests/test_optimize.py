@@ -137,11 +137,7 @@ def test_optimize_node(comfy):
     import comfy.model_management as mm
     from comfy.utils import PROGRESS_LOG
 
-    n = comfy.nodes
-
-    def run(node, *args):  # as ComfyUI runs a node
-        with torch.inference_mode():
-            return n[node].execute(*args)
+    run = comfy.run
 
     g = run("StyleCLIP_LoadGenerator", "stylegan2-ffhq-config-f.pt", "auto", "fp32").args[0]
     latents = run("StyleCLIP_SampleLatents", g, 3, 2, 0.7).args[0]
