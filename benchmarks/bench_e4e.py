@@ -38,7 +38,7 @@ def build_encoder(g, seed: int = 7):
     """A full-size ``Encoder4Editing`` for ``g`` on seeded random weights."""
     import torch
 
-    from styleclip_core.tiny_models import random_e4e
+    from styleclip_core.formats.tiny_models import random_e4e
 
     net = random_e4e(g, seed=seed)
     with torch.no_grad():
@@ -110,9 +110,9 @@ def make_run(impl: str, part: str, encoder, g, images, device: str):
     """A no-argument callable running ``part`` ('encode' or 'invert+render') the ``impl`` way; returns codes or images."""
     import torch
 
-    from styleclip_core import e4e
-    from styleclip_core.latents import Latents
-    from styleclip_core.render import render
+    from styleclip_core.models import e4e
+    from styleclip_core.models.latents import Latents
+    from styleclip_core.models.render import render
 
     if impl == "ours":
         def run():

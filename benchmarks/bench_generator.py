@@ -37,7 +37,7 @@ def build(size: int, device: str = "cpu", reference: bool = False):
     import torch
 
     from reference_equivalent import to_reference_path
-    from styleclip_core.generator import Generator
+    from styleclip_core.models.generator import Generator
 
     torch.manual_seed(0)
     g = Generator(size).eval().requires_grad_(False)

@@ -24,7 +24,7 @@ process's peak and sampled otherwise). The GPU projection divides the job's floa
 operations (counted per layer with torch's FlopCounterMode on a meta-device generator, and on one
 CLIP forward) by an assumed sustained throughput (``--gpu-tflops``); it is an estimate, not a
 measurement. On a CUDA device (``--device cuda``) the times are measured there, and the rows of
-a few channels in bfloat16 are compared with float32 (parity).
+a few channels in bf16 are compared with fp32 (parity).
 
 The edit table times a global-direction edit at ``--edit-size``: the text direction and boundary
 (ours), and ``s + alpha delta`` + rendering for one alpha and five, ours (one batch) against
@@ -55,8 +55,8 @@ def build(size, device):
     import torch
 
     from reference_equivalent import to_reference_path
-    from styleclip_core.clip_model import ClipModel
-    from styleclip_core.generator import Generator
+    from styleclip_core.models.clip import ClipModel
+    from styleclip_core.models.generator import Generator
 
     torch.manual_seed(0)
     g = Generator(size).eval().requires_grad_(False)
@@ -78,14 +78,16 @@ def time_ours(g, clip, stats, job, layer, row, batch, batches, tmp):
     """(seconds per probe, seconds per face of the prefix) of ``channel_relevance`` at ``layer``."""
     import torch
 
-    from styleclip_core import global_directions as gd
-    from styleclip_core.global_cache import relevance_encoder
+    from styleclip_core.edits import channel_relevance as cr
+    from styleclip_core.edits.relevance_cache import relevance_encoder
 
     prepare, encode = relevance_encoder(clip)
     path = None
     if row:
         path = os.path.join(tmp, f"upto-{layer}.safetensors")
-        gd.save_fs3(torch.zeros(row, clip.net.visual.output_dim), path, {"job": job.__dict__})
+        done = cr.RelevanceRows(path, job)  # the rows before ``layer`` as finished: the run resumes at ``layer``
+        done.add(torch.zeros(row, clip.net.visual.output_dim))
+        done.save()
     stamps = [time.perf_counter()]
 
     def progress(done, total, preview=None):
@@ -95,7 +97,7 @@ def time_ours(g, clip, stats, job, layer, row, batch, batches, tmp):
             raise _Stop
 
     try:
-        gd.channel_relevance(g, encode, stats, job, batch, path, progress, prepare)
+        cr.channel_relevance(g, encode, stats, job, batch, path, progress, prepare)
     except _Stop:
         pass
     per_batch = st.median(b - a for a, b in zip(stamps[1:], stamps[2:]))
@@ -109,7 +111,7 @@ def time_reference(ref, clip, stats, job, layer):
     import torch
     from PIL import Image
 
-    from styleclip_core import global_directions as gd
+    from styleclip_core.edits import global_directions as gd
 
     mean, std = stats.mean[layer], stats.std[layer]
     base = gd.reference_styles(ref, gd.sample_z(job.num_images, ref.style_dim, job.seed))
@@ -144,7 +146,7 @@ def flops_per_probe(size, layer, clip):
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from styleclip_core.generator import Generator
+    from styleclip_core.models.generator import Generator
 
     with torch.device("meta"):
         g = Generator(size)
@@ -181,13 +183,14 @@ def edit_latency(size, device, repeats=2, alphas=(-4, -2, 0, 2, 4)):
     import numpy as np
     import torch
 
-    from styleclip_core import global_directions as gd
-    from styleclip_core.global_cache import Relevance
-    from styleclip_core.render import to_unit_range
+    from styleclip_core.edits import global_directions as gd
+    from styleclip_core.edits.relevance_cache import Relevance
+    from styleclip_core.models.render import to_unit_range
+    from styleclip_core.models.generator import num_conv_channels
 
     g, ref, clip = build(size, device)
     stats = gd.style_statistics(g, num_samples=2000)
-    fs3 = torch.nn.functional.normalize(torch.randn(gd.num_conv_channels(g), 512, generator=torch.Generator().manual_seed(0)), dim=-1)
+    fs3 = torch.nn.functional.normalize(torch.randn(num_conv_channels(g), 512, generator=torch.Generator().manual_seed(0)), dim=-1)
     rel = Relevance(g, fs3, stats, None, "random fs3")
     rows = []
     rows.append(("text direction + boundary (first text)", _timed_once(lambda: rel.direction(clip, "face", "face with blonde hair", 0.05), device), None))
@@ -229,19 +232,21 @@ def _timed_once(fn, device):
     return {"time": elapsed, "times": [elapsed], "peak_mb": peak.mb}
 
 
-def relevance(size, device, num_images=4, batch_size=8, batches=2, precision="float32", max_layers=None, with_reference=True, built=None, log=print):
+def relevance(size, device, num_images=4, batch_size=8, batches=2, precision="fp32", max_layers=None, with_reference=True, built=None, log=print):
     """Per conv layer: ours and (optionally) the reference seconds per probe and peak memory, and
     the full job (every channel x 100 faces x 2 signs) projected from them. Returns a dict with
     ``rows`` and ``totals`` ('all conv layers', 'layers up to 128 px') in seconds and FLOPs."""
     from benchutil import PeakMemory
-    from styleclip_core import global_directions as gd
+    from styleclip_core.edits import global_directions as gd
+    from styleclip_core.edits import channel_relevance as cr
+    from styleclip_core.models.generator import conv_layers
 
     g, ref, clip = built or build(size, device)
     t = time.perf_counter()
     stats = gd.style_statistics(g, num_samples=10_000)
     stats_time = (time.perf_counter() - t) * 10
-    job = gd.RelevanceJob(num_images=num_images, max_resolution=None, precision=precision)
-    layers = gd.conv_layers(g)[: max_layers or None]
+    job = cr.RelevanceJob(num_images=num_images, max_resolution=None, precision=precision)
+    layers = conv_layers(g)[: max_layers or None]
     rows, totals, sub = [], {"ours": 0.0, "ref": 0.0, "flops": 0.0}, {"ours": 0.0, "ref": 0.0, "flops": 0.0}
     row = 0
     clip_flops = None
@@ -266,7 +271,7 @@ def relevance(size, device, num_images=4, batch_size=8, batches=2, precision="fl
             log(r)
             row += info.channels
     return {"rows": rows, "totals": {"all conv layers": totals, "layers up to 128 px": sub}, "clip_gflop": clip_flops / 1e9,
-            "stats_s": stats_time, "complete": len(layers) == len(gd.conv_layers(g)), "stats": stats, "built": (g, ref, clip)}
+            "stats_s": stats_time, "complete": len(layers) == len(conv_layers(g)), "stats": stats, "built": (g, ref, clip)}
 
 
 def main():
@@ -309,7 +314,7 @@ def main():
         if args.device.startswith("cuda"):
             g, _, clip = res["built"]
             for precision, (low, mid, n) in parity(g, clip, res["stats"]).items():
-                print(f"parity {precision}: row cosine to float32 min {low:.4f}, median {mid:.4f} ({n} channels, 16 faces)")
+                print(f"parity {precision}: row cosine to fp32 min {low:.4f}, median {mid:.4f} ({n} channels, 16 faces)")
         del res
     print(f"\nglobal-direction edit at {args.edit_size}px ({args.device}); ratio = reference / ours")
     print(f"{'':>40} | {'ours s':>8} {'ref s':>8} {'ratio':>6} | {'ours MB':>8} {'ref MB':>8}")
@@ -320,18 +325,18 @@ def main():
             print(f"{label:>40} | {ours['time']:>8.3f} {ref['time']:>8.3f} {ref['time'] / ours['time']:>6.2f} | {ours['peak_mb']:>8.0f} {ref['peak_mb']:>8.0f}")
 
 
-def parity(g, clip, stats, precisions=("bfloat16", "float16"), num_images=16):
-    """Row cosines of mixed-precision relevance rows (the first layer's channels) to float32 ones:
+def parity(g, clip, stats, precisions=("bf16", "fp16"), num_images=16):
+    """Row cosines of mixed-precision relevance rows (the first layer's channels) to fp32 ones:
     {precision: (min, median, number of channels)}."""
-    from styleclip_core import global_directions as gd
-    from styleclip_core.global_cache import relevance_encoder
+    from styleclip_core.edits import channel_relevance as cr
+    from styleclip_core.edits.relevance_cache import relevance_encoder
 
     prepare, encode = relevance_encoder(clip)
-    job = gd.RelevanceJob(num_images=num_images, max_resolution=4)
-    exact = gd.channel_relevance(g, encode, stats, job, 64, prepare_image=prepare)
+    job = cr.RelevanceJob(num_images=num_images, max_resolution=4)
+    exact = cr.channel_relevance(g, encode, stats, job, 64, prepare_image=prepare)
     out = {}
     for precision in precisions:
-        mixed = gd.channel_relevance(g, encode, stats, gd.RelevanceJob(**{**job.__dict__, "precision": precision}), 64, prepare_image=prepare)
+        mixed = cr.channel_relevance(g, encode, stats, cr.RelevanceJob(**{**job.__dict__, "precision": precision}), 64, prepare_image=prepare)
         cos = (exact * mixed).sum(-1)
         out[precision] = (float(cos.min()), float(cos.median()), len(cos))
     return out

@@ -49,7 +49,7 @@ CLIP_LAMBDA, L2_LAMBDA, ID_LAMBDA = 1.0, 0.8, 0.1
 def build_generator(size: int, device: str, batch: int):
     import torch
 
-    from styleclip_core.generator import Generator
+    from styleclip_core.models.generator import Generator
 
     torch.manual_seed(0)
     g = Generator(size).eval().requires_grad_(False)
@@ -62,7 +62,7 @@ def build_generator(size: int, device: str, batch: int):
 def build_mapper(g, device: str):
     import torch
 
-    from styleclip_core.mapper import build_mapper as build
+    from styleclip_core.models.mapper import build_mapper as build
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(3)
@@ -77,7 +77,7 @@ def reference_mapper_delta(mapper, w):
     import torch
     import torch.nn.functional as F
 
-    from styleclip_core.mapper import LEVELS
+    from styleclip_core.models.mapper import LEVELS
 
     def mapping(module, x):
         x = x * torch.rsqrt(torch.mean(x**2, dim=1, keepdim=True) + 1e-8)
@@ -100,7 +100,7 @@ def measure_edit(impl: str, size: int, batch: int, repeats: int, device: str) ->
     import torch
 
     from reference_equivalent import to_reference_path
-    from styleclip_core.latents import Latents
+    from styleclip_core.models.latents import Latents
 
     g, w = build_generator(size, device, batch)
     mapper = build_mapper(g, device)
@@ -125,7 +125,7 @@ def build_training(size: int, device: str, with_id: bool):
     import open_clip
     import torch
 
-    from styleclip_core.irse import ArcFaceBackbone
+    from styleclip_core.models.irse import ArcFaceBackbone
 
     g, codes = build_generator(size, device, 2)
     torch.manual_seed(1)
@@ -140,10 +140,10 @@ def build_training(size: int, device: str, with_id: bool):
 def ours_training(g, codes, net, arcface):
     import open_clip
 
-    from styleclip_core.clip_model import ClipModel
-    from styleclip_core.latents import Latents
-    from styleclip_core.losses import ClipLoss, IdentityLoss, LatentL2Loss, LossSet
-    from styleclip_core.mapper_training import MapperTrainer, TrainingOptions
+    from styleclip_core.models.clip import ClipModel
+    from styleclip_core.models.latents import Latents
+    from styleclip_core.edits.losses import ClipLoss, IdentityLoss, LatentL2Loss, LossSet
+    from styleclip_core.edits.mapper_training import MapperTrainer, TrainingOptions
 
     clip = ClipModel(net, lambda texts: open_clip.tokenize(texts), 224)
     loss = LossSet().add(ClipLoss(clip, TEXT, CLIP_LAMBDA)).add(LatentL2Loss(L2_LAMBDA, "mean"))
@@ -164,7 +164,7 @@ def reference_training(g, codes, net, arcface, frozen: bool):
     from torch import nn
 
     from reference_equivalent import to_reference_path
-    from styleclip_core.mapper_training import ranger
+    from styleclip_core.edits.mapper_training import ranger
 
     to_reference_path(g)
     mapper = build_mapper(g, codes.device).train().requires_grad_(True)

@@ -47,7 +47,7 @@ def build(size: int, device: str):
     import open_clip
     import torch
 
-    from styleclip_core.generator import Generator
+    from styleclip_core.models.generator import Generator
 
     torch.manual_seed(0)
     g = Generator(size).eval().requires_grad_(False)
@@ -63,10 +63,10 @@ def build(size: int, device: str):
 def ours(g, net, w_plus, amp_dtype=None):
     import open_clip
 
-    from styleclip_core.clip_model import ClipModel
-    from styleclip_core.latents import Latents
-    from styleclip_core.losses import ClipLoss, LatentL2Loss, LossSet
-    from styleclip_core.optimize import LatentOptimizer
+    from styleclip_core.models.clip import ClipModel
+    from styleclip_core.models.latents import Latents
+    from styleclip_core.edits.losses import ClipLoss, LatentL2Loss, LossSet
+    from styleclip_core.edits.optimize import LatentOptimizer
 
     clip = ClipModel(net, lambda texts: open_clip.tokenize(texts), 224)
     loss = LossSet().add(ClipLoss(clip, TEXT)).add(LatentL2Loss(L2_LAMBDA))
@@ -85,7 +85,7 @@ def reference(g, net, w_plus, frozen: bool, steps: int = 300, state: dict | None
     from torch import nn
 
     from reference_equivalent import to_reference_path
-    from styleclip_core.optimize import get_lr
+    from styleclip_core.edits.optimize import get_lr
 
     to_reference_path(g)
     if not frozen:  # run_optimization.py never turns gradients off for either network
@@ -127,7 +127,7 @@ def _shown(images):
     """What a UI shows of a preview: the first image as uint8 pixels (both sides do this)."""
     from PIL import Image
 
-    from styleclip_core.render import to_unit_range
+    from styleclip_core.models.render import to_unit_range
 
     return Image.fromarray((to_unit_range(images[:1].detach())[0].cpu().numpy() * 255).round().astype("uint8"))
 
@@ -136,10 +136,10 @@ def ours_edit(g, net, w_plus, steps: int, amp_dtype=None):
     """One call = one whole edit as the Optimize Latents node runs it; returns the last CLIP loss."""
     import open_clip
 
-    from styleclip_core.clip_model import ClipModel
-    from styleclip_core.latents import Latents
-    from styleclip_core.losses import ClipLoss, LatentL2Loss, LossSet
-    from styleclip_core.optimize import optimize_latents
+    from styleclip_core.models.clip import ClipModel
+    from styleclip_core.models.latents import Latents
+    from styleclip_core.edits.losses import ClipLoss, LatentL2Loss, LossSet
+    from styleclip_core.edits.optimize import optimize_latents
 
     clip = ClipModel(net, lambda texts: open_clip.tokenize(texts), 224)
 

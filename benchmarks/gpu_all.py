@@ -96,7 +96,7 @@ def generator_flops(size: int, backward: bool = False) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from styleclip_core.generator import Generator
+    from styleclip_core.models.generator import Generator
 
     with torch.device("meta"):
         g = Generator(size).requires_grad_(False)

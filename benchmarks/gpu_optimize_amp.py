@@ -21,16 +21,15 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from bench_optimize import TEXT, build, ours  # noqa: E402
+from styleclip_core.precision import PRECISIONS, autocast_dtype  # noqa: E402
 
-PRECISIONS = {"float32": None, "bfloat16": "bfloat16", "float16": "float16"}
 
-
-def run(size: int, steps: int, device: str, amp: str | None, ops: str) -> dict:
+def run(size: int, steps: int, device: str, precision: str, ops: str) -> dict:
     import torch
 
     g, net, w_plus = build(size, device)
     g.set_ops_backend(ops)
-    step = ours(g, net, w_plus, amp_dtype=getattr(torch, amp) if amp else None)
+    step = ours(g, net, w_plus, amp_dtype=autocast_dtype(precision))
     cuda = device.startswith("cuda")
     for _ in range(3):  # warm-up: kernels, autotuning, allocator
         step()
@@ -61,11 +60,11 @@ def main():
         return
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     print(f"torch {torch.__version__}, {where}, {args.size}px, batch 1, W+, {args.steps} timed steps, ops {args.ops!r}; text {TEXT!r}")
-    print(f"{'precision':>9} | {'steps/s':>8} {'speed-up':>8} | {'peak MB':>8} | last CLIP loss (vs float32)")
+    print(f"{'precision':>9} | {'steps/s':>8} {'speed-up':>8} | {'peak MB':>8} | last CLIP loss (vs fp32)")
     base = None
-    for name, amp in PRECISIONS.items():
+    for name in PRECISIONS:
         try:
-            r = run(args.size, args.steps, args.device, amp, args.ops)
+            r = run(args.size, args.steps, args.device, name, args.ops)
         except Exception as e:  # report and go on: one precision failing says something too
             print(f"{name:>9} | failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}", flush=True)
             continue

@@ -16,7 +16,7 @@ import types
 import torch
 import torch.nn.functional as F
 
-from styleclip_core import generator as G
+from styleclip_core.models import generator as G
 
 
 def upfirdn2d_native(x, kernel, up=1, down=1, pad=(0, 0)):

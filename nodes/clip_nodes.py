@@ -4,9 +4,10 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..styleclip_core.arcface import load_arcface
-from ..styleclip_core.clip_model import AUTO, PREPROCESSING, buildable_architectures, load_clip
-from ..styleclip_core.render import from_unit_range
+from ..styleclip_core.formats.arcface_files import load_arcface
+from ..styleclip_core.formats.clip_files import AUTO, buildable_architectures, load_clip
+from ..styleclip_core.models.clip import PREPROCESSING
+from ..styleclip_core.models.render import from_unit_range
 from .common import CATEGORY, TINY_STAND_IN, ArcFace, Clip, gradient_capable, managed, model_files, model_path, use
 
 

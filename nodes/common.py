@@ -10,7 +10,7 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
-from ..styleclip_core.render import to_unit_range
+from ..styleclip_core.models.render import to_unit_range
 
 # Socket types of the pack (never ComfyUI's own LATENT, which holds diffusion latents).
 Generator = io.Custom("SCLIP_GENERATOR")
@@ -18,12 +18,12 @@ Latent = io.Custom("SCLIP_LATENT")
 Mapper = io.Custom("SCLIP_MAPPER")
 FaceParser = io.Custom("SCLIP_FACE_PARSER")
 E4E = io.Custom("SCLIP_E4E")
-Alignment = io.Custom("SCLIP_ALIGNMENT")  # list[styleclip_core.align.FaceAlignment], one per image
+Alignment = io.Custom("SCLIP_ALIGNMENT")  # list[styleclip_core.photos.align.FaceAlignment], one per image
 Clip = io.Custom("SCLIP_CLIP")
 ArcFace = io.Custom("SCLIP_ARCFACE")
 Loss = io.Custom("SCLIP_LOSS")
-Relevance = io.Custom("SCLIP_RELEVANCE")  # styleclip_core.global_cache.Relevance
-Direction = io.Custom("SCLIP_DIRECTION")  # styleclip_core.global_directions.GlobalDirection
+Relevance = io.Custom("SCLIP_RELEVANCE")  # styleclip_core.edits.relevance_cache.Relevance
+Direction = io.Custom("SCLIP_DIRECTION")  # styleclip_core.edits.global_directions.GlobalDirection
 
 CATEGORY = "StyleCLIP"
 

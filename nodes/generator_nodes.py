@@ -6,11 +6,12 @@ import os
 import folder_paths
 from comfy_api.latest import io
 
-from ..styleclip_core import checkpoints
-from ..styleclip_core.generator import PRECISIONS
-from ..styleclip_core.latents import load_latent_folder, load_latents, mix_latents, sample_latents, save_latents
+from ..styleclip_core.formats import generator_files
+from ..styleclip_core.formats.latent_files import load_latent_folder, load_latents, save_latents
+from ..styleclip_core.models.latents import mix_latents, sample_latents
+from ..styleclip_core.models.render import render, to_unit_range
 from ..styleclip_core.ops import BACKENDS, describe
-from ..styleclip_core.render import render, to_unit_range
+from ..styleclip_core.precision import PRECISIONS
 from .common import CATEGORY, TINY_STAND_IN, Generator, Latent, NodeProgress, device, gradient_capable, managed, model_files, unique_output_path, use
 
 LATENT_EXTENSIONS = (".safetensors", ".pt")
@@ -49,7 +50,7 @@ class LoadGenerator(io.ComfyNode):
     def execute(cls, generator_name, ops_backend, precision) -> io.NodeOutput:
         path = folder_paths.get_full_path_or_raise("stylegan", generator_name)
         with gradient_capable():
-            g = managed(checkpoints.load_generator(path, "cpu", ops_backend).set_precision(precision))
+            g = managed(generator_files.load_generator(path, "cpu", ops_backend).set_precision(precision))
         info = (
             f"{generator_name}: {g.size}px, W+ [{g.n_latent}, {g.style_dim}], mapping {g.n_mlp} layers, "
             f"{'W average from the file' if g.has_w_avg else 'no W average in the file (truncation uses the mean of 4096 samples)'}; "
@@ -220,7 +221,7 @@ class ConvertGenerator(io.ComfyNode):
     @classmethod
     def execute(cls, generator_name) -> io.NodeOutput:
         src = folder_paths.get_full_path_or_raise("stylegan", generator_name)
-        dst = checkpoints.convert_to_safetensors(src)
+        dst = generator_files.convert_to_safetensors(src)
         return io.NodeOutput(dst, ui={"text": (f"wrote {dst}",)})
 
 

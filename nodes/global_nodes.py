@@ -10,8 +10,11 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
-from ..styleclip_core.global_cache import is_fs3_file, relevance_for, relevance_from_file
-from ..styleclip_core.global_directions import PRECISIONS, GlobalDirection, RelevanceJob, edit_latents, num_conv_channels
+from ..styleclip_core.edits.channel_relevance import RelevanceJob
+from ..styleclip_core.edits.global_directions import GlobalDirection, edit_latents
+from ..styleclip_core.edits.relevance_cache import is_fs3_file, relevance_for, relevance_from_file
+from ..styleclip_core.models.generator import num_conv_channels
+from ..styleclip_core.precision import PRECISIONS, canonical
 from .common import CATEGORY, Clip, Direction, Generator, Latent, NodeProgress, Relevance, model_files, use
 
 GLOBAL = CATEGORY + "/global"
@@ -59,8 +62,8 @@ class ChannelRelevance(io.ComfyNode):
                 ),
                 io.Int.Input("batch_size", default=16, min=2, max=1024, tooltip="Probe images rendered and encoded at once (GPU: 32-128; lower it if memory runs out). Results do not depend on it."),
                 io.Combo.Input(
-                    "precision", options=list(PRECISIONS), default="float32",
-                    tooltip="float32 as the reference. bfloat16 / float16 run generator and CLIP under autocast (a GPU speed option; "
+                    "precision", options=list(PRECISIONS), default="fp32",
+                    tooltip="fp32 as the reference. bf16 / fp16 run generator and CLIP under autocast (a GPU speed option; "
                     "rows differ by rounding, see the README's parity figures) and are cached separately.",
                 ),
                 io.Int.Input("statistics_samples", default=100000, min=1000, max=1000000, step=1000, tooltip="Faces for the style statistics (reference: 100000)."),
@@ -75,6 +78,16 @@ class ChannelRelevance(io.ComfyNode):
                 io.String.Output(display_name="info", tooltip="Which file was used or written, its rows, and the time a computation took."),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, precision):
+        # Workflows saved before the pack had one precision vocabulary say float32 / bfloat16 /
+        # float16 here: ComfyUI would refuse them as 'not in list', so this node checks itself.
+        try:
+            canonical(precision)
+        except ValueError as e:
+            return str(e)
+        return True
 
     @classmethod
     def execute(cls, generator, fs3, num_images, layers, batch_size, precision, statistics_samples, earlier_channels_at_mean, clip=None) -> io.NodeOutput:

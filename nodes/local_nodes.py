@@ -5,10 +5,11 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
-from ..styleclip_core.checkpoints import load_torch_file
-from ..styleclip_core.face_parsing import PARTS, BiSeNet, parse, part_mask, refine_mask
-from ..styleclip_core.local_edit import render_local_edit
-from ..styleclip_core.render import to_unit_range
+from ..styleclip_core.edits.local_edit import render_local_edit
+from ..styleclip_core.edits.masks import part_mask, refine_mask
+from ..styleclip_core.formats.face_parser_files import load_face_parser
+from ..styleclip_core.models.face_parser import PARTS, parse
+from ..styleclip_core.models.render import to_unit_range
 from .common import CATEGORY, FaceParser, Generator, Latent, managed, model_files, use
 
 
@@ -56,12 +57,7 @@ class LoadFaceParser(io.ComfyNode):
     @classmethod
     def execute(cls, parser_name) -> io.NodeOutput:
         path = folder_paths.get_full_path_or_raise("face_parsing", parser_name)
-        state = load_torch_file(path, "a BiSeNet face parser state dict (79999_iter.pth)")
-        if not isinstance(state, dict):
-            from ..styleclip_core.errors import CheckpointError
-
-            raise CheckpointError(path, "a BiSeNet face parser state dict", type(state).__name__)
-        return io.NodeOutput(managed(BiSeNet.from_state_dict(state, path)))
+        return io.NodeOutput(managed(load_face_parser(path)))
 
 
 class FaceParsingMask(io.ComfyNode):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..styleclip_core import losses
+from ..styleclip_core.edits import losses
 from .common import CATEGORY, ArcFace, Clip, Loss
 
 LOSS_CATEGORY = CATEGORY + "/losses"

@@ -4,8 +4,8 @@ from __future__ import annotations
 import folder_paths
 from comfy_api.latest import io
 
-from ..styleclip_core.generator import Generator as GeneratorModel
-from ..styleclip_core.mapper import load_mapper
+from ..styleclip_core.models.generator import Generator as GeneratorModel
+from ..styleclip_core.formats.mapper_files import load_mapper
 from .common import CATEGORY, TINY_STAND_IN, Generator, Latent, Mapper, gradient_capable, managed, model_files, use
 
 

@@ -6,9 +6,9 @@ import os
 import folder_paths
 from comfy_api.latest import io
 
-from ..styleclip_core.latents import sample_latents
-from ..styleclip_core.mapper import MAPPER_TYPES
-from ..styleclip_core.mapper_training import OPTIMIZERS, TrainingOptions, checkpoint_path, train_mapper
+from ..styleclip_core.edits.mapper_training import OPTIMIZERS, TrainingOptions, checkpoint_path, train_mapper
+from ..styleclip_core.models.latents import sample_latents
+from ..styleclip_core.models.mapper import MAPPER_TYPES
 from .common import CATEGORY, Generator, Latent, Loss, Mapper, NodeProgress, gradient_capable, managed, show_text, use
 
 IF_EXISTS_OPTIONS = {"new numbered file": "number", "resume": "resume", "overwrite": "overwrite"}

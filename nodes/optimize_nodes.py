@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..styleclip_core.optimize import optimize_latents
-from ..styleclip_core.render import to_unit_range
+from ..styleclip_core.edits.optimize import optimize_latents
+from ..styleclip_core.models.render import to_unit_range
 from .common import CATEGORY, Generator, Latent, Loss, NodeProgress, gradient_capable, use
 
 SPACE_OPTIONS = {"W+": "w+", "StyleSpace": "s"}

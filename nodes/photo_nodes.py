@@ -4,10 +4,11 @@ from __future__ import annotations
 import folder_paths
 from comfy_api.latest import io
 
-from ..styleclip_core import align
-from ..styleclip_core.e4e import invert, load_e4e
-from ..styleclip_core.latents import Latents
+from ..styleclip_core.formats.e4e_files import load_e4e
+from ..styleclip_core.models.e4e import invert
+from ..styleclip_core.models.latents import Latents
 from ..styleclip_core.ops import BACKENDS, describe
+from ..styleclip_core.photos import align
 from .common import CATEGORY, TINY_STAND_IN, E4E, Alignment, Generator, Latent, NodeProgress, device, gradient_capable, managed, model_files, use
 
 # Entries of the landmark dropdown besides the MediaPipe model files.

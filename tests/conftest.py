@@ -53,7 +53,7 @@ def strip(tensors, prefix):
 def comfy(tmp_path_factory):
     """A stand-in ComfyUI home (models with the tiny stand-ins, input, output) and the pack's nodes."""
     import comfy_harness
-    from styleclip_core import tiny_models
+    from styleclip_core.formats import tiny_models
 
     comfy_harness.use_stub()
     import folder_paths
@@ -77,7 +77,7 @@ def comfy(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory):
     """A models folder with every tiny stand-in, written once per test session."""
-    from styleclip_core import tiny_models
+    from styleclip_core.formats import tiny_models
 
     base = str(tmp_path_factory.mktemp("tiny_models"))
     tiny_models.write_models_folder(base)

@@ -37,7 +37,7 @@ def _free_port():
 @contextlib.contextmanager
 def running_comfyui(base: str, pack_root: str):
     """Yield the server's URL; the log is ``base/server.log``."""
-    from styleclip_core import tiny_models
+    from styleclip_core.formats import tiny_models
 
     import conftest
 

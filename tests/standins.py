@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from styleclip_core.clip_model import ClipModel
+from styleclip_core.models.clip import ClipModel
 
 
 VOCAB = 1024

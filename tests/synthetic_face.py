@@ -4,7 +4,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from styleclip_core.align import FacePoints
+from styleclip_core.photos.align import FacePoints
 
 # An upright face: eye centres 60 px apart, mouth corners 70 px below the eyes' midpoint.
 EYE_TO_EYE, EYE_TO_MOUTH, MOUTH_WIDTH = 60.0, 70.0, 50.0

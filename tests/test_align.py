@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import synthetic_face as sf
-from styleclip_core import align
-from styleclip_core.align import FaceAlignment, FacePoints
+from styleclip_core.photos import align
+from styleclip_core.photos.align import FaceAlignment, FacePoints
 
 
 def centroid(img, colour):

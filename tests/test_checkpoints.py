@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from conftest import load_fixture, strip
-from styleclip_core import checkpoints, nvidia_pickle, tiny_models
+from styleclip_core.formats import generator_files as checkpoints
+from styleclip_core.formats import nvidia_pickle
+from styleclip_core.formats import tiny_models
 from styleclip_core.errors import CheckpointError
-from styleclip_core.generator import Generator
+from styleclip_core.models.generator import Generator
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,9 @@ from torch import nn
 
 from conftest import load_fixture
 from standins import stand_in_clip
-from styleclip_core import torchscript
-from styleclip_core.clip_model import ClipModel, box_resize_matrix, buildable_architectures, imagenet_templates, load_clip, read_clip_state
+from styleclip_core.formats import torchscript
+from styleclip_core.formats.clip_files import buildable_architectures, load_clip, read_clip_state
+from styleclip_core.models.clip import ClipModel, box_resize_matrix, imagenet_templates
 from styleclip_core.errors import CheckpointError
 
 
@@ -149,7 +150,7 @@ def test_state_dict_formats_load_to_the_same_model(tiny_clip, tmp_path):
     import open_clip
     from safetensors.torch import save_file
 
-    from styleclip_core.tiny_models import TINY_CLIP
+    from styleclip_core.formats.tiny_models import TINY_CLIP
 
     state = _weights(tiny_clip)
     images = torch.randn(1, 3, 64, 64)

@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from styleclip_core.tiny_models import tiny_generator
+from styleclip_core.formats.tiny_models import tiny_generator
 
 
 @pytest.fixture()

@@ -34,7 +34,7 @@ def test_readme_models_guide_is_in_sync(generated):
 
 
 def test_models_guide_names_every_catalog_file(generated):
-    from styleclip_core.model_catalog import CATALOG
+    from styleclip_core.formats.model_catalog import CATALOG
 
     block = generated["README.md"].split("<!-- models:begin -->")[1].split("<!-- models:end -->")[0]
     for entry in CATALOG:

@@ -7,7 +7,8 @@ import torch
 
 import procedural
 from conftest import load_fixture, load_manifest
-from styleclip_core import e4e, tiny_models
+from styleclip_core.formats import e4e_files, tiny_models
+from styleclip_core.models import e4e
 from styleclip_core.errors import CheckpointError
 
 
@@ -77,7 +78,7 @@ def tiny_file(tmp_path_factory):
 
 
 def test_tiny_checkpoint_loads_with_its_generator(tiny_file):
-    encoder, g = e4e.load_e4e(tiny_file)
+    encoder, g = e4e_files.load_e4e(tiny_file)
     ref_g = tiny_models.tiny_generator()
     ref = tiny_models.tiny_e4e(ref_g)
     assert encoder.is_tiny_stand_in and g.is_tiny_stand_in and encoder.has_latent_avg
@@ -100,11 +101,11 @@ def test_latent_avg_forms(tmp_path):
     net = tiny_models.tiny_e4e(g)
     for shape in ([64], [10, 64]):
         ckpt = {"state_dict": {f"encoder.{k}": v for k, v in net.state_dict().items()}, "latent_avg": torch.arange(64.0).expand(*shape).clone()}
-        enc = e4e.encoder_from_checkpoint(ckpt, "x.pt")
+        enc = e4e_files.encoder_from_checkpoint(ckpt, "x.pt")
         assert enc.latent_avg.shape == (10, 64) and torch.equal(enc.latent_avg[3], torch.arange(64.0))
     ckpt["latent_avg"] = torch.zeros(18, 512)
     with pytest.raises(CheckpointError, match=r"latent_avg of shape \[10, 64\] or \[64\].*found shape \[18, 512\]"):
-        e4e.encoder_from_checkpoint(ckpt, "x.pt")
+        e4e_files.encoder_from_checkpoint(ckpt, "x.pt")
 
 
 def test_errors_name_expected_and_found(tmp_path, tiny_file):
@@ -112,27 +113,27 @@ def test_errors_name_expected_and_found(tmp_path, tiny_file):
     # a generator checkpoint is not an e4e checkpoint
     gen_path = tiny_models.write_rosinality_pt(g, str(tmp_path / "stylegan2-ffhq-config-f.pt"))
     with pytest.raises(CheckpointError, match=r"expected an e4e checkpoint .*found a dict with keys \['g_ema', 'latent_avg'"):
-        e4e.load_e4e(gen_path)
+        e4e_files.load_e4e(gen_path)
     # truncated file
     data = open(tiny_file, "rb").read()
     cut = tmp_path / "cut.pt"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="cut.pt: expected an e4e checkpoint.*truncated"):
-        e4e.load_e4e(str(cut))
+        e4e_files.load_e4e(str(cut))
     # a pSp encoder has the same keys but another forward
     obj = torch.load(tiny_file, weights_only=True)
     obj["opts"]["encoder_type"] = "GradualStyleEncoder"
     torch.save(obj, tmp_path / "psp.pt")
     with pytest.raises(CheckpointError, match="found a GradualStyleEncoder checkpoint"):
-        e4e.load_e4e(str(tmp_path / "psp.pt"))
+        e4e_files.load_e4e(str(tmp_path / "psp.pt"))
     # encoder and generator disagree on the latent count (a 32 px generator has 8 W+ rows)
     small = tiny_models.tiny_generator(size=32)
     tiny_models.write_e4e_pt(tiny_models.tiny_e4e(g), small, str(tmp_path / "mismatch.pt"))
     with pytest.raises(CheckpointError, match=r"W\+ \[8, 64\] for 32px.*found an encoder producing W\+ \[10, 64\]"):
-        e4e.load_e4e(str(tmp_path / "mismatch.pt"))
+        e4e_files.load_e4e(str(tmp_path / "mismatch.pt"))
     # encoder weights that do not fit the inferred architecture
     obj = torch.load(tiny_file, weights_only=True)
     obj["state_dict"]["encoder.latlayer1.weight"] = torch.zeros(64, 7, 1, 1)
     torch.save(obj, tmp_path / "bad_shape.pt")
     with pytest.raises(CheckpointError, match=r"latlayer1.weight: expected \[64, 48, 1, 1\], found \[64, 7, 1, 1\]"):
-        e4e.load_e4e(str(tmp_path / "bad_shape.pt"))
+        e4e_files.load_e4e(str(tmp_path / "bad_shape.pt"))

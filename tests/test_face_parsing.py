@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from styleclip_core.errors import CheckpointError
-from styleclip_core.face_parsing import CLASSES, BiSeNet, parse, part_mask, refine_mask
+from styleclip_core.edits.masks import part_mask, refine_mask
+from styleclip_core.models.face_parser import CLASSES, BiSeNet, parse
 
 # Keys of face-parsing.PyTorch's 79999_iter.pth named by its public model code (a sample of each block).
 RELEASE_KEYS = [

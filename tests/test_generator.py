@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from conftest import load_fixture, load_manifest, strip
-from styleclip_core.generator import Generator, stylegan2_channels
+from styleclip_core.models.generator import Generator, stylegan2_channels
 
 
 def close(a, b, tol):

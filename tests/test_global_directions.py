@@ -8,8 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from conftest import load_fixture, strip
-from styleclip_core import global_directions as gd
-from styleclip_core.generator import Generator
+from styleclip_core.edits import global_directions as gd
+from styleclip_core.edits import channel_relevance as cr
+from styleclip_core.formats import fs3_files
+from styleclip_core.models.generator import conv_layers, num_conv_channels
+from styleclip_core.models.generator import Generator
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +38,8 @@ def stats(g, fixture):
 def test_layer_bookkeeping(g, fixture):
     _, meta = fixture
     assert [l.name for l in g.style_layers] == meta["s_names"]
-    assert gd.conv_layers(g) == meta["mindexs(non-toRGB layers)"]
-    assert gd.num_conv_channels(g) == meta["num_conv_channels(rows of fs3)"]
+    assert conv_layers(g) == meta["mindexs(non-toRGB layers)"]
+    assert num_conv_channels(g) == meta["num_conv_channels(rows of fs3)"]
 
 
 def test_style_statistics(g, fixture, stats):
@@ -139,23 +142,23 @@ def _literal_single_channel(g, encode, stats, job):
 @pytest.mark.parametrize("max_resolution", [16, None])
 def test_channel_relevance_matches_single_channel_script(g, stats, max_resolution):
     encode = _fake_clip()
-    job = gd.RelevanceJob(num_images=3, max_resolution=max_resolution)
+    job = cr.RelevanceJob(num_images=3, max_resolution=max_resolution)
     if max_resolution is None:  # the full sweep is slow in the literal form: compare its first rows
-        job_small = gd.RelevanceJob(num_images=3, max_resolution=8)
+        job_small = cr.RelevanceJob(num_images=3, max_resolution=8)
         expected = _literal_single_channel(g, encode, stats, job_small)
-        ours = gd.channel_relevance(g, encode, stats, job, batch_size=64)
-        assert ours.shape == (gd.num_conv_channels(g), 8)
+        ours = cr.channel_relevance(g, encode, stats, job, batch_size=64)
+        assert ours.shape == (num_conv_channels(g), 8)
         torch.testing.assert_close(ours[: expected.shape[0]], expected, atol=2e-5, rtol=1e-4)
         return
     expected = _literal_single_channel(g, encode, stats, job)
-    ours = gd.channel_relevance(g, encode, stats, job, batch_size=7)
+    ours = cr.channel_relevance(g, encode, stats, job, batch_size=7)
     torch.testing.assert_close(ours, expected, atol=2e-5, rtol=1e-4)
 
 
 def test_channel_relevance_resumes(tmp_path, g, stats, monkeypatch):
     encode = _fake_clip()
-    job = gd.RelevanceJob(num_images=2, max_resolution=8)
-    full = gd.channel_relevance(g, encode, stats, job, batch_size=16)
+    job = cr.RelevanceJob(num_images=2, max_resolution=8)
+    full = cr.channel_relevance(g, encode, stats, job, batch_size=16)
     path = str(tmp_path / "partial.safetensors")
     seen = []
 
@@ -163,17 +166,17 @@ def test_channel_relevance_resumes(tmp_path, g, stats, monkeypatch):
         if done >= 40:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(gd, "SAVE_EVERY_S", 0)
+    monkeypatch.setattr(cr, "SAVE_EVERY_S", 0)
     with pytest.raises(KeyboardInterrupt):
-        gd.channel_relevance(g, encode, stats, job, batch_size=16, partial_path=path, progress=stop_after_40)
-    partial = gd.load_fs3(path)
+        cr.channel_relevance(g, encode, stats, job, batch_size=16, partial_path=path, progress=stop_after_40)
+    partial = fs3_files.load_fs3(path)
     assert 0 < partial.shape[0] < full.shape[0]
 
     def count(done, total, preview):
         seen.append(done)
 
-    resumed = gd.channel_relevance(g, encode, stats, job, batch_size=16, partial_path=path, progress=count)
+    resumed = cr.channel_relevance(g, encode, stats, job, batch_size=16, partial_path=path, progress=count)
     torch.testing.assert_close(resumed, full)
     assert partial.shape[0] < seen[0] <= partial.shape[0] + 4 and seen[-1] == full.shape[0]  # only the rest was computed
     with pytest.raises(ValueError, match="different relevance job"):
-        gd.channel_relevance(g, encode, stats, gd.RelevanceJob(num_images=3, max_resolution=8), partial_path=path)
+        cr.channel_relevance(g, encode, stats, cr.RelevanceJob(num_images=3, max_resolution=8), partial_path=path)

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from styleclip_core import global_directions as gd
+from styleclip_core.edits import global_directions as gd
 
 COMPUTE = "compute for this generator and CLIP (cached)"
 
@@ -90,7 +90,7 @@ def test_alpha_sweep_is_a_strip_per_face(setup):
 def test_direction_of_another_generator_is_refused(setup):
     n, g, clip, rel, _, latents = setup
     direction = n["StyleCLIP_GlobalDirection"].execute(rel, clip, "face", "smiling face", 0.1, "").args[0]
-    from styleclip_core import tiny_models
+    from styleclip_core.formats import tiny_models
 
     small = tiny_models.tiny_generator(size=32)
     with pytest.raises(ValueError, match="made for another generator"):

@@ -4,7 +4,7 @@ import torch
 
 import procedural
 from conftest import load_fixture, load_manifest
-from styleclip_core.irse import ArcFaceBackbone, identity_features
+from styleclip_core.models.irse import ArcFaceBackbone, identity_features
 
 
 @pytest.fixture(scope="module")

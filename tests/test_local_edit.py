@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from styleclip_core import tiny_models
-from styleclip_core.latents import Latents, sample_latents
-from styleclip_core.local_edit import prepare_mask, render_local_edit
+from styleclip_core.formats import tiny_models
+from styleclip_core.models.latents import Latents, sample_latents
+from styleclip_core.edits.local_edit import render_local_edit
+from styleclip_core.edits.masks import prepare_mask
 
 
 @pytest.fixture(scope="module")

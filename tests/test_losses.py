@@ -6,11 +6,11 @@ import torch
 import torch.nn.functional as F
 
 from standins import stand_in_clip
-from styleclip_core import losses
-from styleclip_core.arcface import load_arcface
-from styleclip_core.irse import identity_features
-from styleclip_core.latents import Latents
-from styleclip_core.tiny_models import tiny_generator
+from styleclip_core.edits import losses
+from styleclip_core.formats.arcface_files import load_arcface
+from styleclip_core.models.irse import identity_features
+from styleclip_core.models.latents import Latents
+from styleclip_core.formats.tiny_models import tiny_generator
 
 
 @pytest.fixture(scope="module")

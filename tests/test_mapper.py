@@ -3,9 +3,10 @@ import pytest
 import torch
 
 from conftest import load_fixture, load_manifest, strip
-from styleclip_core.generator import Generator
-from styleclip_core.latents import Latents
-from styleclip_core.mapper import build_mapper, load_mapper
+from styleclip_core.models.generator import Generator
+from styleclip_core.models.latents import Latents
+from styleclip_core.formats.mapper_files import load_mapper, save_mapper
+from styleclip_core.models.mapper import build_mapper
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +60,11 @@ def test_official_checkpoint_layout(tmp_path, fx):
     with torch.no_grad():
         close(mapper.edit(Latents(w_plus=T["in.w"]), g).w_plus, T["out.levels.w_hat"], tol)
     ours = tmp_path / "purple.safetensors"
-    mapper.save(str(ours))
+    save_mapper(mapper, str(ours))
     again, none = load_mapper(str(ours))
     assert none is None and again.options == mapper.options
     with pytest.raises(FileExistsError):
-        mapper.save(str(ours))
+        save_mapper(mapper, str(ours))
 
 
 def test_full_size_manifest():

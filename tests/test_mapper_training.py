@@ -6,13 +6,15 @@ import pytest
 import torch
 
 from standins import stand_in_clip
-from styleclip_core import losses
-from styleclip_core.clip_model import load_clip
-from styleclip_core.arcface import load_arcface
-from styleclip_core.latents import Latents, load_latent_folder, sample_latents, save_latents
-from styleclip_core.mapper import build_mapper, load_mapper
-from styleclip_core.mapper_training import MapperTrainer, TrainingOptions, checkpoint_path, ranger, read_training_state, train_mapper
-from styleclip_core.tiny_models import tiny_generator
+from styleclip_core.edits import losses
+from styleclip_core.formats.clip_files import load_clip
+from styleclip_core.formats.arcface_files import load_arcface
+from styleclip_core.formats.latent_files import load_latent_folder, save_latents
+from styleclip_core.models.latents import Latents, sample_latents
+from styleclip_core.formats.mapper_files import load_mapper, save_mapper
+from styleclip_core.models.mapper import build_mapper
+from styleclip_core.edits.mapper_training import MapperTrainer, TrainingOptions, checkpoint_path, ranger, read_training_state, train_mapper
+from styleclip_core.formats.tiny_models import tiny_generator
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -211,7 +213,7 @@ def test_resume_refuses_another_run(g, coach_loss, tmp_path):
     with pytest.raises(FileExistsError):
         train_mapper(g, codes, coach_loss, path, 4)
     plain = str(tmp_path / "plain.safetensors")
-    load_mapper(path)[0].save(plain)
+    save_mapper(load_mapper(path)[0], plain)
     with pytest.raises(ValueError, match="without training state"):
         train_mapper(g, codes, coach_loss, plain, 4, resume=True)
 

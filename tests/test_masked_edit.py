@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from standins import stand_in_clip
-from styleclip_core import losses
-from styleclip_core.clip_model import load_clip
-from styleclip_core.latents import Latents
-from styleclip_core.optimize import LatentOptimizer, optimize_latents
-from styleclip_core.tiny_models import tiny_generator
+from styleclip_core.edits import losses
+from styleclip_core.formats.clip_files import load_clip
+from styleclip_core.models.latents import Latents
+from styleclip_core.edits.optimize import LatentOptimizer, optimize_latents
+from styleclip_core.formats.tiny_models import tiny_generator
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,9 @@ import shutil
 
 import torch
 
-from styleclip_core import model_catalog, tiny_models
+from styleclip_core.formats import model_catalog
+
+from styleclip_core.formats import tiny_models
 from styleclip_core.__main__ import main
 
 

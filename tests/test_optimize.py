@@ -4,12 +4,12 @@ import torch
 
 from conftest import load_fixture, strip
 from standins import stand_in_clip
-from styleclip_core import losses
-from styleclip_core.generator import Generator
-from styleclip_core.latents import Latents
-from styleclip_core.optimize import LatentOptimizer, get_lr, optimize_latents
-from styleclip_core.render import render
-from styleclip_core.tiny_models import tiny_generator
+from styleclip_core.edits import losses
+from styleclip_core.models.generator import Generator
+from styleclip_core.models.latents import Latents
+from styleclip_core.edits.optimize import LatentOptimizer, get_lr, optimize_latents
+from styleclip_core.models.render import render
+from styleclip_core.formats.tiny_models import tiny_generator
 
 
 @pytest.fixture(scope="module")

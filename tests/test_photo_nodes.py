@@ -72,7 +72,7 @@ def test_detector_path(comfy, monkeypatch):
         if importlib.util.find_spec("mediapipe") is None:
             with pytest.raises(ImportError, match="pip install mediapipe"):
                 n["StyleCLIP_AlignFaces"].execute(photo, "face_landmarker.task", "256")
-        from styleclip_core import align
+        from styleclip_core.photos import align
 
         seen = []
 

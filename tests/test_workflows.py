@@ -40,7 +40,7 @@ def test_model_files_are_named_with_their_sources(path):
     """Nodes that load an official file list it in properties.models as the frontend's
     missing-models notice expects (name, url, directory), where the frontend can see such a file."""
     from build_workflows import FRONTEND_MODEL_EXTENSIONS
-    from styleclip_core.model_catalog import by_filename
+    from styleclip_core.formats.model_catalog import by_filename
 
     with open(path) as f:
         workflow = json.load(f)

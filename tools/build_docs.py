@@ -92,7 +92,7 @@ PAGES = [
 def _placeholder(folder: str, extension: str) -> str:
     """The official file name of a model folder (so defaults that name it come out as users see
     them), or a made-up one for folders without an official file."""
-    from styleclip_core.model_catalog import CATALOG
+    from styleclip_core.formats.model_catalog import CATALOG
 
     official = [e.filename for e in CATALOG if e.folder == folder]
     return official[0] if official else f"__{folder}__{extension}"
@@ -189,7 +189,7 @@ def licence_cell(licence: str) -> str:
 
 
 def models_block(info=None, placeholders=None) -> str:
-    from styleclip_core.model_catalog import CATALOG
+    from styleclip_core.formats.model_catalog import CATALOG
 
     if info is None:
         info, placeholders = node_info()

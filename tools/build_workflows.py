@@ -26,7 +26,7 @@ FRONTEND_MODEL_EXTENSIONS = (".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetenso
 def node_models(widgets: dict) -> list[dict]:
     """The official files a node's widgets name, with where to get them, as the frontend's
     missing-models notice reads them (``properties.models``: name, url, directory[, hash])."""
-    from styleclip_core.model_catalog import by_filename
+    from styleclip_core.formats.model_catalog import by_filename
 
     found = []
     for value in widgets.values():
@@ -338,7 +338,7 @@ WORKFLOWS["08_global_direction"] = dict(
 def main():
     import tempfile
 
-    from styleclip_core import tiny_models
+    from styleclip_core.formats import tiny_models
 
     comfy_harness.use_stub()
     import folder_paths

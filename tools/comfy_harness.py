@@ -282,9 +282,26 @@ def set_widgets(workflow: dict, info: dict, node_type: str, **values) -> dict:
 # Execution
 
 
-def validate(prompt: dict, info: dict):
+def custom_validated(node_class) -> list[str]:
+    """Inputs a node validates itself (its ``validate_inputs`` names them): ComfyUI then skips its
+    own list and range checks for them (execution.validate_inputs) and asks the node instead."""
+    own = node_class.__dict__.get("validate_inputs") if node_class is not None else None
+    if own is None:
+        return []
+    import inspect
+
+    return [p for p in inspect.signature(getattr(node_class, "validate_inputs")).parameters if p != "kwargs"]
+
+
+def validate(prompt: dict, info: dict, nodes: dict[str, type] | None = None):
     for node_id, node in prompt.items():
         node_info = info[node["class_type"]]
+        node_class = (nodes or {}).get(node["class_type"])
+        own = custom_validated(node_class)
+        if own:
+            verdict = node_class.validate_inputs(**{k: node["inputs"][k] for k in own if k in node["inputs"]})
+            if verdict is not True:
+                raise ValueError(f"node {node_id} ({node['class_type']}): custom validation failed: {verdict}")
         for group in ("required", "optional"):
             for name, spec in node_info["input"].get(group, {}).items():
                 if name not in node["inputs"]:
@@ -294,6 +311,8 @@ def validate(prompt: dict, info: dict):
                 value = node["inputs"][name]
                 if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
                     continue  # a link
+                if name in own:
+                    continue
                 options = combo_options(spec)
                 if options is not None and value not in options:
                     raise ValueError(f"node {node_id} ({node['class_type']}): value {value!r} for {name!r} is not among the options {options[:5]}")
@@ -306,7 +325,7 @@ def validate(prompt: dict, info: dict):
 def execute(prompt: dict, nodes: dict[str, type]) -> dict:
     """Run every output node's dependencies; returns {node_id: (outputs tuple, ui dict)}."""
     info = object_info(nodes)
-    validate(prompt, info)
+    validate(prompt, info, nodes)
     done: dict[str, tuple] = {}
 
     def run(node_id):

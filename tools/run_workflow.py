@@ -32,7 +32,7 @@ def main(argv=None):
     comfy_harness.use_stub()
     import folder_paths
 
-    from styleclip_core import tiny_models
+    from styleclip_core.formats import tiny_models
 
     folder_paths.set_base(os.path.join(ROOT, ".cache", "headless"))
     folder_paths.models_dir = os.path.abspath(args.models_dir)

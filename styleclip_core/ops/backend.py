@@ -31,40 +31,35 @@ def resolve(impl: str) -> str:
     return _forced() or impl
 
 
-def use_cuda(x: torch.Tensor, impl: str) -> bool:
+def decide(impl: str, device: torch.device | str) -> tuple[bool, str]:
+    """The one place the backend is chosen: (whether the CUDA plugin runs, a human-readable name
+    of what runs) for ``impl`` on ``device``. Builds the plugin on first use on a CUDA device; an
+    explicit 'cuda' that cannot be honoured is an error saying why."""
     choice = resolve(impl)
+    device = torch.device(device)
     if choice == "reference":
-        return False
-    if not x.is_cuda:
+        return False, "reference (PyTorch)"
+    if device.type != "cuda":
         if choice == "cuda":
             raise RuntimeError(
-                f"the CUDA ops backend was requested, but the tensor is on {x.device}; "
+                f"the CUDA ops backend was requested, but the model runs on {device}; "
                 "move the model to a CUDA device or choose the 'auto' or 'reference' backend"
             )
-        return False
+        return False, f"reference (PyTorch; {device.type} device)"
     from . import cuda_plugin
 
     if cuda_plugin.available():
-        return True
+        return True, "cuda (JIT plugin)"
     if choice == "cuda":
         raise RuntimeError(f"the CUDA ops backend was requested but could not be built: {cuda_plugin.failure_reason()}")
-    return False
+    return False, f"reference (PyTorch; CUDA plugin unavailable: {cuda_plugin.failure_reason()})"
+
+
+def use_cuda(x: torch.Tensor, impl: str) -> bool:
+    """Whether an op on ``x`` runs the CUDA plugin (``decide`` on the tensor's device)."""
+    return decide(impl, x.device)[0]
 
 
 def describe(impl: str, device: torch.device | str) -> str:
     """Human-readable name of what runs for ``impl`` on ``device`` (builds the plugin if needed)."""
-    choice = resolve(impl)
-    device = torch.device(device)
-    if choice == "reference":
-        return "reference (PyTorch)"
-    if device.type != "cuda":
-        if choice == "cuda":
-            raise RuntimeError(f"the CUDA ops backend was requested, but the model runs on {device}")
-        return f"reference (PyTorch; {device.type} device)"
-    from . import cuda_plugin
-
-    if cuda_plugin.available():
-        return "cuda (JIT plugin)"
-    if choice == "cuda":
-        raise RuntimeError(f"the CUDA ops backend was requested but could not be built: {cuda_plugin.failure_reason()}")
-    return f"reference (PyTorch; CUDA plugin unavailable: {cuda_plugin.failure_reason()})"
+    return decide(impl, device)[1]

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import codecs
 import collections
-import copyreg
 import io
 import pickle
 
 import numpy as np
 import torch
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 
 class Persistent:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 CLASSES = (
     "background", "skin", "left_brow", "right_brow", "left_eye", "right_eye", "eyeglasses",
@@ -173,32 +173,3 @@ def parse(net: BiSeNet, images: torch.Tensor) -> torch.Tensor:
     logits = net(x)
     logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
     return logits.argmax(1)
-
-
-def part_mask(labels: torch.Tensor, parts: list[str]) -> torch.Tensor:
-    """[B, H, W] labels -> float mask of the union of ``parts`` (names of PARTS or CLASSES)."""
-    wanted = set()
-    for p in parts:
-        p = p.strip().lower()
-        if p in PARTS:
-            wanted.update(CLASSES.index(c) for c in PARTS[p])
-        elif p in CLASSES:
-            wanted.add(CLASSES.index(p))
-        else:
-            raise ValueError(f"unknown face part {p!r}; choose from {', '.join(PARTS)} or {', '.join(CLASSES)}")
-    if not wanted:
-        raise ValueError("choose at least one face part")
-    return torch.isin(labels, torch.tensor(sorted(wanted), device=labels.device)).float()
-
-
-def refine_mask(mask: torch.Tensor, dilate: int = 0, feather: float = 0.0) -> torch.Tensor:
-    """Grow (or, negative, shrink) a [B, H, W] mask by ``dilate`` pixels, then Gaussian-feather it."""
-    m = mask[:, None]
-    if dilate:
-        k = 2 * abs(dilate) + 1
-        m = F.max_pool2d(m, k, 1, abs(dilate)) if dilate > 0 else -F.max_pool2d(-m, k, 1, abs(dilate))
-    if feather > 0:
-        from .local_edit import gaussian_blur
-
-        m = gaussian_blur(m, feather)
-    return m[:, 0].clamp(0, 1)

@@ -1,15 +1,11 @@
 """Rendering latents to images in chunks, and the image conventions at the library's edge."""
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 
+from ..progress import Progress
 from .generator import Generator
 from .latents import Latents
-
-# progress(done, total, preview) is called after each unit of work; it may raise to stop.
-Progress = Callable[[int, int, "torch.Tensor | None"], None]
 
 
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:

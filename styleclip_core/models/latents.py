@@ -1,22 +1,15 @@
-"""Batches of StyleGAN codes: sampling, mixing, saving and loading.
+"""Batches of StyleGAN codes: sampling and mixing (files: ``formats.latent_files``).
 
 A ``Latents`` holds W+ rows ``[B, n_latent, D]`` or, after an edit in StyleSpace, the per-layer
 style vectors ``[B, C_i]``; every consumer asks it for the representation it needs.
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
 
-from .errors import CheckpointError
 from .generator import Generator
-
-LATENTS_FORMAT = "styleclip-latents"
 
 
 @dataclass
@@ -119,60 +112,3 @@ def mix_latents(a: Latents, b: Latents, factor: float = 1.0, row_start: int = 0,
     out = wa.clone()
     out[:, row_start:row_end] = torch.lerp(wa[:, row_start:row_end], wb[:, row_start:row_end], factor)
     return Latents(w_plus=out)
-
-
-def save_latents(latents: Latents, path: str, metadata: dict | None = None) -> str:
-    """Write latents to ``.safetensors``; refuses to overwrite; atomic (temporary name, then rename)."""
-    if os.path.exists(path):
-        raise FileExistsError(f"{path} already exists; choose another name")
-    tensors = {"w_plus": latents.w_plus.detach().cpu().contiguous()} if latents.w_plus is not None else {
-        f"s.{i}": s.detach().cpu().contiguous() for i, s in enumerate(latents.styles)
-    }
-    meta = {"format": LATENTS_FORMAT, "space": latents.space, **{k: json.dumps(v) for k, v in (metadata or {}).items()}}
-    tmp = path + ".partial"
-    save_file(tensors, tmp, metadata=meta)
-    os.replace(tmp, path)
-    return path
-
-
-def load_latents(path: str) -> Latents:
-    """Read latents written by ``save_latents``, or a ``.pt`` W+ tensor as StyleCLIP's scripts take it."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file (expected saved latents)")
-    if path.endswith((".pt", ".pth")):
-        from .checkpoints import load_torch_file
-
-        obj = load_torch_file(path, "a W+ latent tensor [B, n_latent, D]")
-        if isinstance(obj, torch.Tensor) and obj.ndim in (2, 3):
-            return Latents(w_plus=obj.float() if obj.ndim == 3 else obj.float()[None])
-        raise CheckpointError(path, "a W+ latent tensor [B, n_latent, D]", f"a {type(obj).__name__}")
-    try:
-        with safe_open(path, "pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(path)
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(path, "latents saved as .safetensors", f"an unreadable file ({e})") from None
-    if "w_plus" in tensors:
-        return Latents(w_plus=tensors["w_plus"].float())
-    if "s.0" in tensors:
-        return Latents(styles=[tensors[f"s.{i}"].float() for i in range(len(tensors))])
-    raise CheckpointError(path, "a 'w_plus' tensor or StyleSpace 's.<i>' tensors", f"tensors {sorted(tensors)[:6]} (format {meta.get('format')})")
-
-
-def load_latent_folder(folder: str) -> Latents:
-    """Every latent file directly in ``folder`` (``.safetensors`` / ``.pt``, as ``load_latents``
-    reads them), in name order, as one batch: e.g. e4e inversions saved one by one."""
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{folder}: no such folder (expected a folder of latent files)")
-    names = sorted(f for f in os.listdir(folder) if f.endswith((".safetensors", ".pt", ".pth")) and os.path.isfile(os.path.join(folder, f)))
-    if not names:
-        raise ValueError(f"{folder} holds no latent files (.safetensors or .pt)")
-    parts = [load_latents(os.path.join(folder, name)) for name in names]
-    first = parts[0]
-    for name, part in zip(names, parts):
-        shape = [list(t.shape[1:]) for t in ([part.w_plus] if part.w_plus is not None else part.styles)]
-        expected = [list(t.shape[1:]) for t in ([first.w_plus] if first.w_plus is not None else first.styles)]
-        if part.space != first.space or shape != expected:
-            raise ValueError(f"{os.path.join(folder, name)}: {part.space} codes shaped {shape[:2]}, but {names[0]} holds {first.space} codes shaped "
-                             f"{expected[:2]}; the files of one folder must come from one generator")
-    return Latents.cat(parts)

@@ -13,7 +13,7 @@ import zipfile
 
 import torch
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 _STORAGE_DTYPES = {
     "FloatStorage": torch.float32,

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .generator import Generator
-from .latents import Latents
-from .losses import EditContext, LossSet, resize_mask
-from .render import Progress, per_sample_noise
+from ..models.generator import Generator
+from ..models.latents import Latents
+from ..models.render import per_sample_noise
+from ..progress import Progress
+from .losses import EditContext, LossSet
+from .masks import resize_mask
 
 SPACES = ("w+", "s")
 

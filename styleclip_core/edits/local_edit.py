@@ -9,35 +9,12 @@ repositories has this; it is the pack's own design.)
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
-from .generator import Generator
-from .latents import Latents
-from .losses import resize_mask
-
-
-def prepare_mask(mask: torch.Tensor, batch: int, size: int, feather: float = 0.0) -> torch.Tensor:
-    """A ComfyUI MASK ([H, W] or [B, H, W], any resolution, values 0..1) -> [batch, 1, size, size]:
-    resized as the optimiser's losses resize it, Gaussian-feathered (sigma = ``feather`` pixels
-    at ``size``), batch-broadcast."""
-    m = resize_mask(mask, (size, size), batch)
-    if feather > 0:
-        m = gaussian_blur(m, feather)
-    return m.expand(batch, -1, -1, -1).contiguous()
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = (k / k.sum()).to(x)
-    c = x.shape[1]
-    x = F.pad(x, [radius] * 4, mode="replicate")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+from ..models.generator import Generator
+from ..models.latents import Latents
+from .masks import prepare_mask
 
 
 @torch.no_grad()

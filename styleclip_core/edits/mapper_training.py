@@ -20,8 +20,8 @@ seed, so a resumed run follows the order of an uninterrupted one.
 """
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -29,18 +29,24 @@ from typing import Callable
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import safe_open
 
-from .generator import Generator
-from .latents import Latents
+from ..formats.files import read_safetensors, tensors_fingerprint
+from ..formats.generator_files import generator_fingerprint
+from ..formats.mapper_files import load_mapper, save_mapper
+from ..models.generator import Generator
+from ..models.latents import Latents
+from ..models.mapper import MAPPER_TYPES, TRAINING_PREFIX, LatentMapper, build_mapper
+from ..progress import Progress
 from .losses import ClipLoss, DirectionalClipLoss, EditContext, LossSet
-from .mapper import MAPPER_TYPES, TRAINING_PREFIX, LatentMapper, build_mapper, load_mapper
-from .render import Progress
+
+logger = logging.getLogger("styleclip_core.mapper_training")
 
 OPTIMIZERS = ("ranger", "adam")
 IF_EXISTS = ("number", "resume", "overwrite")
-TRAINING_FORMAT = 1
+# 2: the training codes and generator are identified by the library's one fingerprint
+# (formats.files); format 1 checkpoints used another hash, so resuming one cannot check them.
+TRAINING_FORMAT = 2
+RESUMABLE_FORMATS = (1, 2)
 _OPT = "optimizer."  # under TRAINING_PREFIX
 
 
@@ -129,18 +135,10 @@ def prompt_of(loss: LossSet) -> str:
     return "; ".join(dict.fromkeys(texts)) or loss.describe()
 
 
-def fingerprint(tensors) -> str:
-    """sha256 of tensors' float32 bytes, in order: says whether a resumed run has the same data."""
-    h = hashlib.sha256()
-    for t in tensors:
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    return h.hexdigest()[:32]
-
-
-def generator_fingerprint(g: Generator) -> str:
-    state = g.state_dict()
-    return fingerprint(state[k] for k in sorted(state) if state[k].is_floating_point())
+def codes_fingerprint(codes: Latents) -> str:
+    """Identifies a run's training codes (W+ rows or StyleSpace vectors)."""
+    parts = [codes.w_plus] if codes.w_plus is not None else codes.styles
+    return tensors_fingerprint({str(i): t for i, t in enumerate(parts)})
 
 
 def _training_codes(latents: Latents, g: Generator, options: TrainingOptions) -> Latents:
@@ -201,12 +199,8 @@ def checkpoint_path(folder: str, name: str, if_exists: str = "number") -> tuple[
 def read_training_state(path: str) -> tuple[LatentMapper, dict, dict[str, torch.Tensor]]:
     """(mapper, training metadata, optimiser tensors) of a checkpoint written by training."""
     mapper, _ = load_mapper(path)
-    try:
-        with safe_open(path, "pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k[len(TRAINING_PREFIX):]: f.get_tensor(k) for k in f.keys() if k.startswith(TRAINING_PREFIX)}
-    except (SafetensorError, OSError) as e:
-        raise ValueError(f"{path}: cannot read the training state ({e})") from None
+    stored, meta = read_safetensors(path, "a mapper training checkpoint")
+    tensors = {k[len(TRAINING_PREFIX):]: v for k, v in stored.items() if k.startswith(TRAINING_PREFIX)}
     if "training" not in meta or not tensors:
         raise ValueError(f"{path} holds a mapper without training state (not written by Train Latent Mapper): it cannot be resumed")
     return mapper, json.loads(meta["training"]), tensors
@@ -264,7 +258,7 @@ class MapperTrainer:
         self.identity = {
             "options": asdict(options),
             "loss": loss.describe(),
-            "latents": {"count": self.codes.batch_size, "sha256": fingerprint([self.codes.w_plus] if self.codes.w_plus is not None else self.codes.styles)},
+            "latents": {"count": self.codes.batch_size, "sha256": codes_fingerprint(self.codes)},
             "generator": {"size": g.size, "sha256": generator_fingerprint(g)},
         }
         device = g.w_avg.device
@@ -292,13 +286,17 @@ class MapperTrainer:
         self._order: tuple[int, np.ndarray] | None = None
 
     def _check_same_run(self, path: str, meta: dict):
-        if meta.get("format") != TRAINING_FORMAT:
-            raise ValueError(f"{path}: training state format {meta.get('format')} is not {TRAINING_FORMAT}; it cannot be resumed")
+        if meta.get("format") not in RESUMABLE_FORMATS:
+            raise ValueError(f"{path}: training state format {meta.get('format')} is not one of {RESUMABLE_FORMATS}; it cannot be resumed")
         now = self.identity
         differ = [f"{k} {v!r} (checkpoint) vs {now['options'].get(k)!r} (now)" for k, v in meta["options"].items() if now["options"].get(k) != v]
         if meta["loss"] != now["loss"]:
             differ.append(f"the loss differs ({meta['loss']} vs {now['loss']})")
-        differ += [f"the {what} differ" for key, what in (("latents", "training latents"), ("generator", "generator weights")) if meta[key] != now[key]]
+        if meta["format"] == 1:
+            logger.warning("%s was written before the pack's one fingerprint: its training latents and generator cannot be checked; "
+                           "resuming it trusts that they are the run's own", os.path.basename(path))
+        else:
+            differ += [f"the {what} differ" for key, what in (("latents", "training latents"), ("generator", "generator weights")) if meta[key] != now[key]]
         if differ:
             raise ValueError(
                 f"cannot resume {os.path.basename(path)}: a resumed run must be the same run, but " + "; ".join(differ)
@@ -352,7 +350,7 @@ class MapperTrainer:
             return
         tensors, groups = _optimizer_state(self.optimizer, self.names)
         meta = {"format": TRAINING_FORMAT, "step": self.step_index, "optimizer_groups": groups, **self.identity}
-        self.mapper.save(path, overwrite=overwrite, training_tensors=tensors, metadata={"training": json.dumps(meta)})
+        save_mapper(self.mapper, path, overwrite=overwrite, training_tensors=tensors, metadata={"training": json.dumps(meta)})
         self.saved_step = self.step_index
 
 

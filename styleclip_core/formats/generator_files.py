@@ -7,42 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-import zipfile
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
 
+from ..errors import CheckpointError
+from ..models.generator import Generator
 from . import nvidia_pickle
-from .errors import CheckpointError
-from .generator import Generator
+from .files import TINY_MARK, describe_object, digest, load_torch_file, module_fingerprint, read_safetensors, save_atomic, strip_prefix
 
 GENERATOR_EXTENSIONS = (".pt", ".pth", ".pkl", ".safetensors")
 SAFETENSORS_FORMAT = "styleclip-generator"
-
-
-def load_torch_file(path: str, what: str) -> object:
-    """``torch.load`` with ``weights_only=True`` and errors that say what went wrong."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file (expected {what})")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(path, what, f"a pickle with Python objects beyond tensors and containers, which is not loaded for safety ({str(e).splitlines()[0]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(path, what, f"a file PyTorch cannot read; it may be truncated or not a checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-
-
-def _describe(obj) -> str:
-    if isinstance(obj, dict):
-        keys = sorted(map(str, obj))
-        return f"a dict with keys {keys[:8]}{' ...' if len(keys) > 8 else ''}"
-    return f"a {type(obj).__name__}"
-
-
-def _strip(state: dict, prefix: str) -> dict:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def generator_state_from_torch(obj, path: str) -> tuple[dict, torch.Tensor | None]:
@@ -50,7 +24,7 @@ def generator_state_from_torch(obj, path: str) -> tuple[dict, torch.Tensor | Non
     ``g_ema`` state dict, or the ``decoder.*`` copy inside e4e / StyleCLIP mapper checkpoints."""
     expected = "a StyleGAN2 generator checkpoint ({'g_ema': ..., 'latent_avg': ...} as in stylegan2-ffhq-config-f.pt)"
     if not isinstance(obj, dict):
-        raise CheckpointError(path, expected, _describe(obj))
+        raise CheckpointError(path, expected, describe_object(obj))
     if isinstance(obj.get("g_ema"), dict):
         return obj["g_ema"], obj.get("latent_avg")
     if "style.1.weight" in obj:
@@ -60,8 +34,8 @@ def generator_state_from_torch(obj, path: str) -> tuple[dict, torch.Tensor | Non
         latent_avg = obj.get("latent_avg")
         if isinstance(latent_avg, torch.Tensor) and latent_avg.ndim == 2:
             latent_avg = latent_avg[0]  # e4e stores the W average repeated over the W+ rows
-        return _strip(inner, "decoder."), latent_avg
-    raise CheckpointError(path, expected, _describe(obj))
+        return strip_prefix(inner, "decoder."), latent_avg
+    raise CheckpointError(path, expected, describe_object(obj))
 
 
 def read_generator_state(path: str) -> tuple[dict, torch.Tensor | None, dict | None]:
@@ -70,7 +44,7 @@ def read_generator_state(path: str) -> tuple[dict, torch.Tensor | None, dict | N
     if ext in (".pt", ".pth"):
         obj = load_torch_file(path, "a StyleGAN2 generator checkpoint")
         state, w_avg = generator_state_from_torch(obj, path)
-        return state, w_avg, {"tiny_stand_in": True} if isinstance(obj, dict) and obj.get("tiny_stand_in") else None
+        return state, w_avg, {TINY_MARK: True} if isinstance(obj, dict) and obj.get(TINY_MARK) else None
     if ext == ".pkl":
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such file (expected an NVIDIA StyleGAN2 pickle)")
@@ -82,18 +56,11 @@ def read_generator_state(path: str) -> tuple[dict, torch.Tensor | None, dict | N
         state, w_avg = nvidia_pickle.ada_to_rosinality(ada, path)
         return state, w_avg, None
     if ext == ".safetensors":
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: no such file (expected a generator .safetensors)")
-        try:
-            with safe_open(path, "pt") as f:
-                meta = f.metadata() or {}
-            tensors = load_file(path)
-        except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(path, "a .safetensors generator", f"an unreadable file; it may be truncated ({e})") from None
+        tensors, meta = read_safetensors(path, "a .safetensors generator")
         config = json.loads(meta["config"]) if "config" in meta else None
         w_avg = tensors.pop("latent_avg", None)
         if "style.1.weight" not in tensors:
-            tensors = _strip(tensors, "g_ema.") or tensors
+            tensors = strip_prefix(tensors, "g_ema.") or tensors
         return tensors, w_avg, config
     raise CheckpointError(path, f"a generator file ({', '.join(GENERATOR_EXTENSIONS)})", f"extension {ext or '(none)'}")
 
@@ -103,7 +70,7 @@ def load_generator(path: str, device: torch.device | str = "cpu", ops_backend: s
     (TensorFlow or stylegan2-ada-pytorch) or our ``.safetensors``; the architecture comes from
     the file itself."""
     state, w_avg, config = read_generator_state(path)
-    tiny = bool(config and config.pop("tiny_stand_in", False))
+    tiny = bool(config and config.pop(TINY_MARK, False))
     try:
         g = Generator.from_state_dict(state, config or None, source=path)
     except ValueError as e:
@@ -123,16 +90,10 @@ def save_generator(g: Generator, path: str, overwrite: bool = False) -> str:
     an existing file unless ``overwrite``; writes to a temporary name, then renames."""
     if not path.endswith(".safetensors"):
         raise ValueError(f"generator files are saved as .safetensors, got {path}")
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} already exists; choose another name")
-    tensors = {k: v.detach().cpu().contiguous() for k, v in g.state_dict().items()}
+    tensors = dict(g.state_dict())
     if g.has_w_avg:
-        tensors["latent_avg"] = g.w_avg.detach().cpu().contiguous()
-    meta = {"format": SAFETENSORS_FORMAT, "config": json.dumps(g.config)}
-    tmp = path + ".partial"
-    save_file(tensors, tmp, metadata=meta)
-    os.replace(tmp, path)
-    return path
+        tensors["latent_avg"] = g.w_avg
+    return save_atomic(tensors, path, {"format": SAFETENSORS_FORMAT, "config": json.dumps(g.config)}, overwrite=overwrite)
 
 
 def convert_to_safetensors(src: str, dst: str | None = None, overwrite: bool = False) -> str:
@@ -141,3 +102,9 @@ def convert_to_safetensors(src: str, dst: str | None = None, overwrite: bool = F
     if os.path.abspath(dst) == os.path.abspath(src):
         raise ValueError(f"{src} is already a .safetensors file")
     return save_generator(load_generator(src), dst, overwrite=overwrite)
+
+
+def generator_fingerprint(g: Generator) -> str:
+    """Identifies a generator's weights, noise maps and W average: the key of everything
+    computed for a generator (relevance caches, mapper training runs)."""
+    return digest(module_fingerprint(g), g.w_avg.detach().cpu().tolist() if g.has_w_avg else None)

@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ops import fused_leaky_relu, make_kernel, upfirdn2d
+from ..ops import fused_leaky_relu, make_kernel, upfirdn2d
+from ..precision import autocast_dtype, canonical
 
 logger = logging.getLogger("styleclip_core.generator")
 
 BLUR_TAPS = (1, 3, 3, 1)
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def stylegan2_channels(size: int, channel_multiplier: int = 2) -> dict[int, int]:
@@ -301,14 +301,13 @@ class Generator(nn.Module):
         return cls(config["size"], config["style_dim"], config["n_mlp"], {int(r): c for r, c in config["channels"].items()}, config.get("lr_mlp", 0.01))
 
     def set_precision(self, precision: str) -> "Generator":
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, found {precision!r}")
-        self.precision = precision
+        """``fp32`` (the reference numbers) or ``bf16`` / ``fp16`` convolutions (``precision.py``)."""
+        self.precision = canonical(precision)
         return self
 
     def set_ops_backend(self, impl: str) -> "Generator":
         """Choose the ops implementation ('auto', 'cuda' or 'reference') for every layer."""
-        from .ops.backend import resolve
+        from ..ops.backend import resolve
 
         resolve(impl)  # validates the name
         for m in self.modules():
@@ -376,7 +375,7 @@ class Generator(nn.Module):
     # Channels-last runs the convolutions and FIR filters several times faster on the CPU
     # (oneDNN) and no slower on CUDA.
     memory_format = torch.channels_last
-    precision = "fp32"  # see PRECISIONS
+    precision = "fp32"  # see precision.py
 
     def _style_layers(self) -> list[StyleLayer]:
         layers = [
@@ -506,7 +505,7 @@ class Generator(nn.Module):
     def _precision(self, device: torch.device):
         """Convolutions in bfloat16 / float16 when ``precision`` asks for it (a CUDA speed option;
         the modulation and demodulation stay in float32)."""
-        dtype = PRECISIONS[self.precision]
+        dtype = autocast_dtype(self.precision)
         if dtype is None:
             # Nothing to switch: an autocast the caller entered (LatentOptimizer's amp_dtype, a
             # relevance job's precision) must reach the convolutions, and meta-device FLOP
@@ -627,6 +626,16 @@ class Generator(nn.Module):
                 else:
                     value = torch.zeros(buf.shape)
                 module._buffers[name] = value.to(device)
+
+
+def conv_layers(g: Generator) -> list[int]:
+    """Indices of the StyleSpace layers that fs3 covers: every modulated conv except toRGB."""
+    return [l.index for l in g.style_layers if not l.is_torgb]
+
+
+def num_conv_channels(g: Generator) -> int:
+    return sum(g.style_layers[i].channels for i in conv_layers(g))
+
 
 
 def _is_default_buffer(key: str) -> bool:

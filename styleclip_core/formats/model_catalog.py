@@ -13,6 +13,8 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .files import TINY_MARK
+
 
 @dataclass(frozen=True)
 class ModelFile:
@@ -31,8 +33,8 @@ class ModelFile:
 
 
 def _generator(path):
-    from .checkpoints import load_generator
-    from .generator import stylegan2_channels
+    from ..models.generator import stylegan2_channels
+    from .generator_files import load_generator
 
     g = load_generator(path)
     if g.is_tiny_stand_in:
@@ -43,7 +45,7 @@ def _generator(path):
 
 
 def _e4e(path):
-    from .e4e import load_e4e
+    from .e4e_files import load_e4e
 
     enc, g = load_e4e(path)
     if getattr(enc, "is_tiny_stand_in", False):
@@ -54,7 +56,7 @@ def _e4e(path):
 
 
 def _clip(path):
-    from .clip_model import load_clip
+    from .clip_files import load_clip
 
     clip = load_clip(path)
     dim = clip.encode_texts(["a face"]).shape[-1]
@@ -64,8 +66,8 @@ def _clip(path):
 
 
 def _arcface(path):
-    from .arcface import load_arcface
-    from .irse import IR_SE50, units_of
+    from ..models.irse import IR_SE50, units_of
+    from .arcface_files import load_arcface
 
     net = load_arcface(path)
     units = [(m.res_layer[1].in_channels, m.res_layer[1].out_channels) for m in net.body]
@@ -75,19 +77,18 @@ def _arcface(path):
 
 
 def _mapper(path):
-    from .mapper import load_mapper
+    from .mapper_files import load_mapper
 
     mapper, decoder = load_mapper(path)
-    if mapper.options.get("tiny_stand_in"):
+    if mapper.options.get(TINY_MARK):
         raise ValueError("a tiny random stand-in, not the real model")
     return f"{mapper.mapper_type} for {mapper.options.get('description', '?')!r}" + (", with its generator" if decoder else "")
 
 
 def _parser(path):
-    from .checkpoints import load_torch_file
-    from .face_parsing import BiSeNet
+    from .face_parser_files import load_face_parser
 
-    net = BiSeNet.from_state_dict(load_torch_file(path, "a BiSeNet face parser"), path)
+    net = load_face_parser(path)
     widths = tuple(getattr(net.cp.resnet, f"layer{i}")[0].conv1.out_channels for i in range(1, 5))
     if widths != (64, 128, 256, 512):
         raise ValueError(f"a BiSeNet with widths {widths}, not the released ResNet18 one")
@@ -106,7 +107,7 @@ def _mediapipe(path):
 
 
 def _fs3(path):
-    from .global_directions import load_fs3
+    from .fs3_files import load_fs3
 
     fs3 = load_fs3(path)
     if fs3.ndim != 2 or fs3.shape[1] != 512 or fs3.shape[0] not in (5376, 6048):

@@ -19,71 +19,29 @@ Nothing is overwritten: a file with the expected name but other metadata is an e
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import socket
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 
-from .clip_model import ClipModel
-from .generator import Generator
-from .global_directions import (
-    PRECISIONS,
-    GlobalDirection,
-    Progress,
-    RelevanceJob,
-    StyleStatistics,
-    boundary,
-    channel_relevance,
-    channels_kept,
-    check_fs3,
-    clip_input_for_relevance,
-    fs3_metadata,
-    load_fs3,
-    save_fs3,
-    style_statistics,
-)
+from ..formats.clip_files import clip_fingerprint
+from ..formats.files import digest
+from ..formats.fs3_files import fs3_metadata, load_fs3, save_fs3
+from ..formats.generator_files import generator_fingerprint
+from ..models.clip import ClipModel
+from ..models.generator import Generator
+from ..progress import Progress
+from .channel_relevance import RelevanceJob, channel_relevance, clip_input_for_relevance
+from .global_directions import GlobalDirection, StyleStatistics, boundary, channels_kept, check_fs3, style_statistics
 
 FS3_EXTENSIONS = (".npy", ".safetensors")
 INCOMPLETE = ".incomplete"
 LOCK_STALE_S = 900  # a lock not refreshed for this long belongs to a process that is gone
 STATISTICS = {"seed": 5, "psi": 0.7, "cutoff": 8}  # global_torch's GenerateS (SPEC 3.3.1)
-
-_weights_digest: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
-
-
-def _digest_module(module: torch.nn.Module) -> str:
-    """SHA-256 of a module's tensors (names, dtypes, shapes, bytes); remembered per module, as
-    the pack's models are frozen once loaded (about 0.3 s for CLIP ViT-B/32's image tower)."""
-    if module not in _weights_digest:
-        h = hashlib.sha256()
-        for name, t in sorted(module.state_dict().items()):
-            t = t.detach().to("cpu").contiguous()
-            h.update(f"{name}|{t.dtype}|{tuple(t.shape)};".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy())
-        _weights_digest[module] = h.hexdigest()
-    return _weights_digest[module]
-
-
-def _digest(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-
-
-def generator_fingerprint(g: Generator) -> str:
-    """Identifies a generator's weights, noise maps and W average (everything fs3 depends on)."""
-    return _digest(_digest_module(g), g.w_avg.detach().cpu().tolist() if g.has_w_avg else None)
-
-
-def clip_fingerprint(clip: ClipModel) -> str:
-    """Identifies what CLIP contributes to fs3: its image tower and image preprocessing (the text
-    tower does not enter fs3)."""
-    return _digest(_digest_module(clip.net.visual), clip.image_size, list(clip.mean), list(clip.std))
-
 
 def relevance_encoder(clip: ClipModel):
     """``(prepare_image, encode_image)`` for ``channel_relevance``: CLIP's own preprocessing as
@@ -137,7 +95,7 @@ def statistics_for(g: Generator, folders: Sequence[str], num_samples: int = 100_
     and written to ``folders[0]``. Returns (statistics, file)."""
     key = generator_fingerprint(g)
     recipe = {"num_samples": num_samples, **STATISTICS, "generator": key}
-    name = f"stats-g{key[:12]}-r{_digest(recipe)[:8]}.safetensors"
+    name = f"stats-g{key[:12]}-r{digest(recipe)[:8]}.safetensors"
 
     def read(path):
         stats = StyleStatistics.load(path)
@@ -172,8 +130,8 @@ def relevance_for(
     ``folders[0]``. ``info`` says which, where and how long."""
     stats, stats_path = statistics_for(g, folders, statistics_samples, progress)
     gk, ck = generator_fingerprint(g), clip_fingerprint(clip)
-    identity = {"generator": gk, "clip": ck, "job": dict(job.__dict__), "statistics": {k: v for k, v in stats.recipe.items() if k != "generator_source"}}
-    name = f"fs3-g{gk[:12]}-c{ck[:12]}-j{_digest(identity['job'], identity['statistics'])[:8]}.safetensors"
+    identity = {"generator": gk, "clip": ck, "job": job.record(), "statistics": {k: v for k, v in stats.recipe.items() if k != "generator_source"}}
+    name = f"fs3-g{gk[:12]}-c{ck[:12]}-j{digest(identity['job'], identity['statistics'])[:8]}.safetensors"
 
     def read(path):
         meta = fs3_metadata(path)
@@ -287,52 +245,3 @@ def _stale(lock):
     except PermissionError:
         return False
     return False
-
-
-# ---------------------------------------------------------------------------------------------
-# command line: python -m styleclip_core relevance ...
-
-
-def add_relevance_arguments(parser):
-    parser.add_argument("--generator", required=True, help="generator file (.pt, .pkl, .safetensors)")
-    parser.add_argument("--clip", required=True, help="CLIP weights (OpenAI's ViT-B-32.pt for StyleCLIP)")
-    parser.add_argument("--architecture", default="auto", help="open_clip architecture of --clip ('auto' for OpenAI-layout files)")
-    parser.add_argument("--cache-dir", required=True, help="the cache folder (ComfyUI/models/styleclip_global, so the nodes find the result)")
-    parser.add_argument("--num-images", type=int, default=100, help="faces each channel is probed on (reference: 100)")
-    parser.add_argument("--layers", choices=["all", "128"], default="all", help="probe every conv layer, or those up to 128 px as SingleChannel.py does")
-    parser.add_argument("--channels-alone", action="store_true", help="reset only the probed channel to its mean (the reference leaves earlier ones there too)")
-    parser.add_argument("--batch-size", type=int, default=16, help="probe images rendered and encoded at once")
-    parser.add_argument("--precision", choices=list(PRECISIONS), default="float32", help="bfloat16 / float16: autocast, a GPU speed option")
-    parser.add_argument("--statistics-samples", type=int, default=100_000)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-
-
-def relevance_command(args) -> str:
-    """Compute (or find) fs3 and statistics as the Channel Relevance node does; Ctrl-C keeps the
-    finished rows and a rerun resumes from them. Returns the fs3 file."""
-    from .checkpoints import load_generator
-    from .clip_model import load_clip
-
-    g = load_generator(args.generator, args.device)
-    clip = load_clip(args.clip, args.architecture, args.device)
-    job = RelevanceJob(num_images=args.num_images, max_resolution=None if args.layers == "all" else 128, cumulative_mean=not args.channels_alone, precision=args.precision)
-    phase = {"total": None, "start": 0.0, "printed": 0.0}
-
-    def report(done, total, preview=None):
-        now = time.monotonic()
-        if total != phase["total"]:  # a new phase: statistics (samples), then fs3 (channels)
-            phase.update(total=total, start=now, printed=0.0)
-        if now - phase["printed"] < 10 and done < total:
-            return
-        rate = (now - phase["start"]) / done if done else 0
-        print(f"{done}/{total}" + (f", about {_duration((total - done) * rate)} left" if 0 < done < total else ""), flush=True)
-        phase["printed"] = now
-
-    rel = relevance_for(g, clip, [args.cache_dir], job, args.batch_size, args.statistics_samples, report)
-    how = f"computed in {_duration(rel.info['seconds'])}" if rel.info.get("computed") else "found in the cache"
-    print(f"fs3 {list(rel.fs3.shape)} {how}: {rel.source}\nstatistics: {rel.info['statistics']}")
-    return rel.source
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"

@@ -1,13 +1,11 @@
-"""Load the ArcFace IR-SE50 identity network (``model_ir_se50.pth``) for the identity loss."""
+"""Read the ArcFace IR-SE50 identity network (``model_ir_se50.pth``) for the identity loss."""
 from __future__ import annotations
 
 import os
 
-import torch
-
-from .errors import CheckpointError
-from .irse import ArcFaceBackbone
-from .tiny_models import TINY_MARK
+from ..errors import CheckpointError
+from ..models.irse import ArcFaceBackbone
+from .files import TINY_MARK, describe_object, load_torch_file, read_safetensors
 
 ARCFACE_EXTENSIONS = (".pth", ".pt", ".safetensors")
 
@@ -18,26 +16,16 @@ def load_arcface(path: str, device="cpu") -> ArcFaceBackbone:
     ``model_ir_se50.pth`` (pSp / e4e release) is a plain state dict, read with
     ``weights_only=True``; a ``.safetensors`` copy of it works too.
     """
-    from .checkpoints import load_torch_file
-
     what = "an ArcFace IR-SE50 state dict (model_ir_se50.pth)"
     ext = os.path.splitext(path)[1].lower()
     if ext == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: no such file (expected {what})")
-        try:
-            state = load_file(path)
-        except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(path, what, f"an unreadable file; it may be truncated ({e})") from None
+        state = read_safetensors(path, what)[0]
     elif ext in (".pth", ".pt"):
         state = load_torch_file(path, what)
     else:
         raise CheckpointError(path, f"ArcFace weights ({', '.join(ARCFACE_EXTENSIONS)})", f"extension {ext or '(none)'}")
     if not isinstance(state, dict):
-        raise CheckpointError(path, what, f"a {type(state).__name__}")
+        raise CheckpointError(path, what, describe_object(state))
     state = dict(state)
     tiny = state.pop(TINY_MARK, None) is not None
     try:

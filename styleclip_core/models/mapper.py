@@ -2,19 +2,13 @@
 
 ``w_hat = w + strength * 0.1 * mapper(w)`` (strength 1 = the reference). Module and key names
 follow StyleCLIP's ``mapper/latent_mappers.py`` (including its spelling ``course_mapping``), so
-official checkpoints load as they are.
+official checkpoints load as they are (files: ``formats.mapper_files``).
 """
 from __future__ import annotations
 
-import json
-import os
-
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import safe_open, save_file
 from torch import nn
 
-from .errors import CheckpointError
 from .generator import EqualLinear, Generator, PixelNorm
 from .latents import Latents
 
@@ -109,21 +103,6 @@ class LatentMapper(nn.Module):
             return Latents(w_plus=latents.w_plus + k * d.w_plus)
         return Latents(styles=[s + k * ds for s, ds in zip(latents.to_styles(g), d.styles)])
 
-    # ---- files ---------------------------------------------------------------------------
-
-    def save(self, path: str, overwrite: bool = False, training_tensors: dict | None = None, metadata: dict | None = None):
-        """Our format: mapper weights (reference key names, no generator copy) + options as metadata;
-        written to a temporary name then renamed, so a crash never leaves a half-written file.
-        ``training_tensors`` (what resumes training) go under ``TRAINING_PREFIX`` keys, which loaders skip."""
-        if os.path.exists(path) and not overwrite:
-            raise FileExistsError(f"{path} already exists; choose another name")
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        tensors.update({TRAINING_PREFIX + k: v.detach().cpu().contiguous() for k, v in (training_tensors or {}).items()})
-        meta = {"format": "styleclip-mapper", "mapper_type": self.mapper_type, "options": json.dumps(self.options, default=str), **(metadata or {})}
-        tmp = path + ".partial"
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-
 
 def build_mapper(mapper_type: str, state: dict[str, torch.Tensor] | None = None, latent_dim: int = 512, options: dict | None = None, g: Generator | None = None) -> LatentMapper:
     """A mapper of ``mapper_type``: shaped by ``state`` when given (its keys say which levels or
@@ -158,57 +137,3 @@ def build_mapper(mapper_type: str, state: dict[str, torch.Tensor] | None = None,
         if missing or unexpected:
             raise ValueError(f"{mapper_type} weights: missing {missing[:4]}, unexpected {unexpected[:4]}")
     return mapper.eval().requires_grad_(False)
-
-
-def _type_from_keys(state) -> str:
-    if any(k.startswith(("course_mapping.", "medium_mapping.", "fine_mapping.")) for k in state):
-        return "LevelsMapper"
-    if any(k.startswith("mapping.mapping.") for k in state):
-        return "SingleMapper"
-    if any(k.startswith("mapper_") for k in state):
-        return "FullStyleSpaceMapper"
-    raise KeyError("no mapper keys")
-
-
-def load_mapper(path: str) -> tuple[LatentMapper, dict | None]:
-    """Load an official StyleCLIP mapper ``.pt`` (``{'state_dict': mapper.* + decoder.*, 'opts'}``,
-    read with weights_only=True) or one of ours (``.safetensors``). Returns the mapper and, for
-    official files, the bundled generator's state dict (rosinality keys) or None."""
-    expected = "a StyleCLIP mapper checkpoint ({'state_dict': {'mapper.*', 'decoder.*'}, 'opts'} or our .safetensors)"
-    if path.endswith(".safetensors"):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: no such file (expected a mapper)")
-        try:
-            with safe_open(path, "pt") as f:
-                meta = f.metadata() or {}
-                state = {k: f.get_tensor(k) for k in f.keys() if not k.startswith(TRAINING_PREFIX)}
-        except (SafetensorError, OSError) as e:
-            raise CheckpointError(path, expected, f"an unreadable file ({e})") from None
-        options = json.loads(meta.get("options", "{}"))
-        try:
-            mapper_type = meta.get("mapper_type") or _type_from_keys(state)
-            return build_mapper(mapper_type, state, options=options), None
-        except (KeyError, ValueError) as e:
-            raise CheckpointError(path, expected, f"{e}") from None
-    from .checkpoints import load_torch_file
-
-    ckpt = load_torch_file(path, expected)
-    sd = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
-    if not isinstance(sd, dict) or not any(k.startswith("mapper.") for k in sd):
-        found = f"a dict with keys {sorted(map(str, ckpt))[:8]}" if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(path, expected, found)
-    opts = dict(ckpt.get("opts") or {})
-    state = {k[len("mapper."):]: v for k, v in sd.items() if k.startswith("mapper.")}
-    try:
-        mapper_type = _type_from_keys(state)
-    except KeyError:
-        raise CheckpointError(path, expected, f"mapper keys {sorted(state)[:6]}") from None
-    if opts.get("work_in_stylespace") and mapper_type == "FullStyleSpaceMapper" and opts.get("mapper_type") == "WithoutToRGBStyleSpaceMapper":
-        mapper_type = "WithoutToRGBStyleSpaceMapper"
-    keep = {k: opts[k] for k in ("description", "mapper_type", "no_coarse_mapper", "no_medium_mapper", "no_fine_mapper", "stylegan_size", "work_in_stylespace", "tiny_stand_in") if k in opts}
-    try:
-        mapper = build_mapper(mapper_type, state, options=keep)
-    except ValueError as e:
-        raise CheckpointError(path, expected, str(e)) from None
-    decoder = {k[len("decoder."):]: v for k, v in sd.items() if k.startswith("decoder.")} or None
-    return mapper, decoder

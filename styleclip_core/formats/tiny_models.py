@@ -22,12 +22,12 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from .e4e import Encoder4Editing
-from .generator import Generator
-from .irse import units_of
+from ..models.e4e import Encoder4Editing
+from ..models.generator import Generator, num_conv_channels
+from ..models.irse import units_of
+from .files import TINY_MARK
 
 TINY_GENERATOR = {"size": 64, "style_dim": 64, "n_mlp": 2, "channels": {4: 32, 8: 32, 16: 32, 32: 16, 64: 8}}
-TINY_MARK = "tiny_stand_in"  # top-level key in tiny .pt files: loaders say so in their report
 
 
 def tiny_generator(size=64, style_dim=64, n_mlp=2, channels=None, seed=0) -> Generator:
@@ -306,7 +306,7 @@ def _write_tiny_e4e(path: str) -> str:
 def write_mapper_pt(path: str, description: str = "purple hair", seed: int = 0) -> str:
     """A StyleCLIP LevelsMapper checkpoint in the official layout (``state_dict`` with ``mapper.*``
     and the ``decoder.*`` generator, ``opts``), sized for the tiny generator."""
-    from .mapper import build_mapper
+    from ..models.mapper import build_mapper
 
     _no_overwrite(path)
     g = tiny_generator()
@@ -322,7 +322,7 @@ def write_mapper_pt(path: str, description: str = "purple hair", seed: int = 0) 
 
 def write_face_parser(path: str, seed: int = 0) -> str:
     """A small random BiSeNet under the release's key names (narrow widths)."""
-    from .face_parsing import BiSeNet
+    from ..models.face_parser import BiSeNet
 
     _no_overwrite(path)
     torch.manual_seed(seed)
@@ -377,7 +377,7 @@ def write_openai_clip(path: str, seed: int = 0) -> str:
 def tiny_arcface_state(seed: int = 0) -> dict[str, torch.Tensor]:
     """An ArcFace IR-SE backbone with four units (112 -> 7 px like IR-SE50) and 64-d embeddings,
     random weights and batch-norm statistics, under the official key names."""
-    from .irse import ArcFaceBackbone
+    from ..models.irse import ArcFaceBackbone
 
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -401,8 +401,6 @@ def write_arcface_pth(path: str, seed: int = 0) -> str:
 def write_fs3_npy(path: str, seed: int = 0) -> str:
     """A stand-in for the official global-directions ``fs3.npy``: random unit rows, one per conv
     channel of the tiny generator, as wide as the tiny CLIP's embedding (a plain NumPy array)."""
-    from .global_directions import num_conv_channels
-
     _no_overwrite(path)
     rows = np.random.RandomState(seed).randn(num_conv_channels(tiny_generator()), TINY_CLIP["embed_dim"])
     np.save(path, (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32))

@@ -38,10 +38,10 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
-from .irse import ArcFaceBackbone, identity_features
-from .latents import Latents
+from ..models.irse import ArcFaceBackbone, identity_features
+from ..models.latents import Latents
+from .masks import resize_mask
 
 TermFn = Callable[["EditContext"], torch.Tensor]
 L2_REDUCTIONS = ("sum", "mean")
@@ -82,24 +82,6 @@ class EditContext:
         if self.mask is None:
             return self.image
         return torch.lerp(self.original_image.to(self.image.dtype), self.image, self.mask.to(self.image.dtype))
-
-
-def resize_mask(mask: torch.Tensor, size, batch: int) -> torch.Tensor:
-    """A ComfyUI MASK ``[H, W]`` / ``[B, H, W]`` (or ``[B, 1, H, W]``) -> ``[B or 1, 1, h, w]``,
-    area-averaged (or bilinearly enlarged) to ``size``."""
-    m = mask.float()
-    if m.ndim == 2:
-        m = m[None]
-    if m.ndim == 3:
-        m = m[:, None]
-    if m.ndim != 4 or m.shape[1] != 1:
-        raise ValueError(f"a mask must be [H, W], [B, H, W] or [B, 1, H, W], found {list(mask.shape)}")
-    if m.shape[0] not in (1, batch):
-        raise ValueError(f"the mask batch ({m.shape[0]}) must be 1 or the number of faces ({batch})")
-    if tuple(m.shape[-2:]) != tuple(size):
-        mode = "area" if m.shape[-2] >= size[0] and m.shape[-1] >= size[1] else "bilinear"
-        m = F.interpolate(m, size=tuple(size), mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))
-    return m.clamp(0, 1)
 
 
 def latent_sq_distance(a: Latents, b: Latents, reduction: str = "sum") -> torch.Tensor:
