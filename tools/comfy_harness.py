@@ -303,6 +303,14 @@ def validate(prompt: dict, info: dict):
                         raise ValueError(f"node {node_id} ({node['class_type']}): {name}={value} outside [{opts.get('min')}, {opts.get('max')}]")
 
 
+def run_node(cls: type, inputs: dict):
+    """One node run as ComfyUI's executor runs a V3 node: ``execute`` called on the class with
+    every input by its name (the prompt's inputs only: an optional input left unconnected is
+    not passed), under ``torch.inference_mode()``. Returns the node's ``NodeOutput``."""
+    with torch.inference_mode():
+        return cls.execute(**inputs)
+
+
 def execute(prompt: dict, nodes: dict[str, type]) -> dict:
     """Run every output node's dependencies; returns {node_id: (outputs tuple, ui dict)}."""
     info = object_info(nodes)
@@ -319,8 +327,7 @@ def execute(prompt: dict, nodes: dict[str, type]) -> dict:
                 kwargs[name] = run(value[0])[0][value[1]]
             else:
                 kwargs[name] = value
-        with torch.inference_mode():  # as ComfyUI's executor runs every node
-            result = nodes[node["class_type"]].execute(**kwargs)
+        result = run_node(nodes[node["class_type"]], kwargs)
         done[node_id] = (tuple(result.args), result.ui)
         return done[node_id]
 
