@@ -11,6 +11,22 @@ REFERENCE = os.environ.get("STYLECLIP_REFERENCE", os.path.join(os.path.dirname(R
 FIXTURES = os.path.join(REFERENCE, "fixtures")
 MANIFESTS = os.path.join(REFERENCE, "manifests")
 
+# Every node the pack registers (comfy_entrypoint), by node id, grouped by nodes/ module.
+PACK_NODE_IDS = frozenset({
+    "StyleCLIP_LoadCLIP", "StyleCLIP_LoadArcFace", "StyleCLIP_CLIPScore",  # clip_nodes
+    "StyleCLIP_LoadGenerator", "StyleCLIP_SampleLatents", "StyleCLIP_Synthesize", "StyleCLIP_MixLatents",  # generator_nodes
+    "StyleCLIP_SaveLatents", "StyleCLIP_LoadLatents", "StyleCLIP_LoadLatentFolder", "StyleCLIP_ConvertGenerator",
+    "StyleCLIP_ChannelRelevance", "StyleCLIP_GlobalDirection", "StyleCLIP_ApplyGlobalDirection",  # global_nodes
+    "StyleCLIP_CombineDirections", "StyleCLIP_SaveDirection", "StyleCLIP_LoadDirection", "StyleCLIP_ImageGrid",
+    "StyleCLIP_LocalEdit", "StyleCLIP_LoadFaceParser", "StyleCLIP_FaceParsingMask",  # local_nodes
+    "StyleCLIP_CLIPLoss", "StyleCLIP_DirectionalCLIPLoss", "StyleCLIP_IdentityLoss", "StyleCLIP_LatentL2Loss",  # loss_nodes
+    "StyleCLIP_RegionPreservationLoss",
+    "StyleCLIP_LoadMapper", "StyleCLIP_ApplyMapper",  # mapper_nodes
+    "StyleCLIP_TrainMapper",  # mapper_training_nodes
+    "StyleCLIP_OptimizeLatents",  # optimize_nodes
+    "StyleCLIP_LoadE4E", "StyleCLIP_InvertImages", "StyleCLIP_AlignFaces", "StyleCLIP_PasteFaceBack",  # photo_nodes
+})
+
 
 @pytest.fixture(scope="session")
 def comfyui_server(tmp_path_factory):

@@ -45,7 +45,7 @@ def test_direction_report_and_beta_error(setup, comfy):
                                   beta=0.15, beta_report="0.1, 0.2").args
     dt = clip.text_direction("face", "face with blonde hair", templates=True).cpu()
     expected = gd.boundary(rel.fs3, dt, rel.stats, g, 0.15)
-    assert all(torch.equal(a, b) for a, b in zip(direction.deltas, expected.deltas))
+    assert len(direction.deltas) == len(expected.deltas) and all(torch.equal(a, b) for a, b in zip(direction.deltas, expected.deltas))
     kept = gd.channels_kept(rel.fs3, dt, [0.15, 0.1, 0.2])
     assert report.endswith(f"beta 0.15 keeps {kept[0]} channels; beta 0.1: {kept[1]}, beta 0.2: {kept[2]}")
     assert kept[1] >= kept[0] >= kept[2] and direction.num_channels == kept[0]
@@ -113,7 +113,7 @@ def test_save_load_combine(setup, comfy):
     info = comfy.nodes["StyleCLIP_LoadDirection"].object_info()
     assert {"blonde.safetensors", "blonde_00001.safetensors"} <= set(info["input"]["required"]["direction_name"][1]["options"])
     loaded, text = comfy.run("StyleCLIP_LoadDirection", direction_name="blonde.safetensors").args
-    assert all(torch.equal(x, y) for x, y in zip(loaded.deltas, a.deltas)) and "blonde hair" in text
+    assert len(loaded.deltas) == len(a.deltas) and all(torch.equal(x, y) for x, y in zip(loaded.deltas, a.deltas)) and "blonde hair" in text
     mix = comfy.run("StyleCLIP_CombineDirections", direction_a=loaded, weight_a=1.0, weight_b=-0.5, direction_b=b).args[0]
     for m, x, y in zip(mix.deltas, a.deltas, b.deltas):
         torch.testing.assert_close(m, x - 0.5 * y)

@@ -4,6 +4,8 @@ import os
 import pytest
 import torch
 
+from conftest import PACK_NODE_IDS
+
 CUSTOM_PREFIX = "SCLIP_"
 CORE_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "IMAGE", "MASK"}
 
@@ -18,7 +20,7 @@ def pack_infos(comfy):
 
 def test_schemas(comfy):
     infos = pack_infos(comfy)
-    assert len(infos) >= 7
+    assert set(infos) == PACK_NODE_IDS
     for node_id, info in infos.items():
         assert node_id.startswith("StyleCLIP_") and info["display_name"] and info["category"].startswith("StyleCLIP")
         assert info["description"], node_id
