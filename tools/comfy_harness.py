@@ -303,14 +303,6 @@ def validate(prompt: dict, info: dict):
                         raise ValueError(f"node {node_id} ({node['class_type']}): {name}={value} outside [{opts.get('min')}, {opts.get('max')}]")
 
 
-def run_node(cls: type, inputs: dict):
-    """One node run as ComfyUI's executor runs a V3 node: ``execute`` called on the class with
-    every input by its name (the prompt's inputs only: an optional input left unconnected is
-    not passed), under ``torch.inference_mode()``. Returns the node's ``NodeOutput``."""
-    with torch.inference_mode():
-        return cls.execute(**inputs)
-
-
 def execute(prompt: dict, nodes: dict[str, type]) -> dict:
     """Run every output node's dependencies; returns {node_id: (outputs tuple, ui dict)}."""
     info = object_info(nodes)
@@ -335,6 +327,14 @@ def execute(prompt: dict, nodes: dict[str, type]) -> dict:
         if info[node["class_type"]].get("output_node"):
             run(node_id)
     return done
+
+
+def run_node(cls: type, inputs: dict):
+    """One node run as ComfyUI's executor runs a V3 node: ``execute`` called on the class with
+    every input by its name (the prompt's inputs only: an optional input left unconnected is
+    not passed), under ``torch.inference_mode()``. Returns the node's ``NodeOutput``."""
+    with torch.inference_mode():
+        return cls.execute(**inputs)
 
 
 def run_workflow(path: str) -> dict:
