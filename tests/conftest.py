@@ -11,6 +11,22 @@ REFERENCE = os.environ.get("STYLECLIP_REFERENCE", os.path.join(os.path.dirname(R
 FIXTURES = os.path.join(REFERENCE, "fixtures")
 MANIFESTS = os.path.join(REFERENCE, "manifests")
 
+# Every node the pack registers (comfy_entrypoint), by node id, grouped by nodes/ module.
+PACK_NODE_IDS = frozenset({
+    "StyleCLIP_LoadCLIP", "StyleCLIP_LoadArcFace", "StyleCLIP_CLIPScore",  # clip_nodes
+    "StyleCLIP_LoadGenerator", "StyleCLIP_SampleLatents", "StyleCLIP_Synthesize", "StyleCLIP_MixLatents",  # generator_nodes
+    "StyleCLIP_SaveLatents", "StyleCLIP_LoadLatents", "StyleCLIP_LoadLatentFolder", "StyleCLIP_ConvertGenerator",
+    "StyleCLIP_ChannelRelevance", "StyleCLIP_GlobalDirection", "StyleCLIP_ApplyGlobalDirection",  # global_nodes
+    "StyleCLIP_CombineDirections", "StyleCLIP_SaveDirection", "StyleCLIP_LoadDirection", "StyleCLIP_ImageGrid",
+    "StyleCLIP_LocalEdit", "StyleCLIP_LoadFaceParser", "StyleCLIP_FaceParsingMask",  # local_nodes
+    "StyleCLIP_CLIPLoss", "StyleCLIP_DirectionalCLIPLoss", "StyleCLIP_IdentityLoss", "StyleCLIP_LatentL2Loss",  # loss_nodes
+    "StyleCLIP_RegionPreservationLoss",
+    "StyleCLIP_LoadMapper", "StyleCLIP_ApplyMapper",  # mapper_nodes
+    "StyleCLIP_TrainMapper",  # mapper_training_nodes
+    "StyleCLIP_OptimizeLatents",  # optimize_nodes
+    "StyleCLIP_LoadE4E", "StyleCLIP_InvertImages", "StyleCLIP_AlignFaces", "StyleCLIP_PasteFaceBack",  # photo_nodes
+})
+
 
 @pytest.fixture(scope="session")
 def comfyui_server(tmp_path_factory):
@@ -64,12 +80,22 @@ def comfy(tmp_path_factory):
     write_test_inputs(os.path.join(str(base), "input"))
     nodes = comfy_harness.all_nodes()
 
-    def run(node_id, *args):
-        """One node executed as ComfyUI executes nodes: under torch.inference_mode."""
-        import torch
-
-        with torch.inference_mode():
-            return nodes[node_id].execute(*args)
+    def run(node_id, /, *, unvalidated=False, **inputs):
+        """One node run as ComfyUI runs a queued node, the one way tests run a node: its inputs
+        by name, checked against the node's schema as ComfyUI validates a prompt (required
+        inputs present, combo values among the options, numbers within min and max), then
+        ``execute`` called by keyword under torch.inference_mode() by the harness executor's
+        own call (comfy_harness.run_node). Returns the NodeOutput (``.args``, ``.ui``).
+        ``unvalidated=True`` skips the check, for a value ComfyUI's validation would refuse
+        that the node must still handle itself (a model file gone since the list was made)."""
+        cls = nodes[node_id]
+        info = cls.object_info()
+        unknown = set(inputs) - set(info["input"]["required"]) - set(info["input"]["optional"])
+        if unknown:
+            raise TypeError(f"{node_id} has no input {sorted(unknown)}")
+        if not unvalidated:
+            comfy_harness.validate({node_id: {"class_type": node_id, "inputs": inputs}}, {node_id: info}, {node_id: cls})
+        return comfy_harness.run_node(cls, inputs)
 
     return type("ComfyHome", (), {"base": base, "nodes": nodes, "folder_paths": folder_paths, "harness": comfy_harness, "run": staticmethod(run)})
 

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, detector_free
+from conftest import PACK_NODE_IDS, ROOT, detector_free
 from real_comfyui import PACK_FOLDER, get, post, wait_for
 
 WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))
@@ -21,7 +21,7 @@ def test_pack_loads_and_lists_templates(comfyui_server):
     url, base = comfyui_server
     info = get(url + "/object_info")
     log = open(base / "server.log").read()
-    assert [k for k in info if k.startswith("StyleCLIP_")], "no StyleCLIP nodes registered:\n" + log[-4000:]
+    assert {k for k in info if k.startswith("StyleCLIP_")} == PACK_NODE_IDS, "not every StyleCLIP node registered:\n" + log[-4000:]
     assert "IMPORT FAILED" not in log, log[-4000:]
     assert "stylegan2-ffhq-config-f.pt" in comfy_harness.combo_options(info["StyleCLIP_LoadGenerator"]["input"]["required"]["generator_name"])
     # ComfyUI lists a pack's workflows/ folder (as it does example_workflows/) under the pack's

@@ -99,7 +99,7 @@ def test_direction_save_load_combine(tmp_path, g, fixture):
     path = str(tmp_path / "dir.safetensors")
     a.save(path)
     loaded = gd.GlobalDirection.load(path)
-    assert all(torch.equal(x, y) for x, y in zip(loaded.deltas, a.deltas)) and loaded.info == a.info
+    assert len(loaded.deltas) == len(a.deltas) and all(torch.equal(x, y) for x, y in zip(loaded.deltas, a.deltas)) and loaded.info == a.info
     with pytest.raises(FileExistsError):
         a.save(path)
     mix = gd.GlobalDirection.combine([a, b], [1.0, 0.5])

@@ -67,14 +67,14 @@ def test_local_edit_node_with_a_face_parser_mask(comfy):
     random parser's regions are only deep enough for it from blend_from 32 on)."""
     import scipy.ndimage
 
-    n = comfy.nodes
     g = tiny_models.tiny_generator(size=256, channels={4: 32, 8: 32, 16: 32, 32: 16, 64: 8, 128: 8, 256: 8})
-    orig = n["StyleCLIP_SampleLatents"].execute(g, 11, 2, 0.7).args[0]
+    orig = comfy.run("StyleCLIP_SampleLatents", generator=g, seed=11, batch_size=2, truncation_psi=0.7).args[0]
     edit = Latents(w_plus=orig.w_plus + 0.8 * torch.randn(orig.w_plus.shape, generator=torch.Generator().manual_seed(2)))
-    img_orig, img_edit = (n["StyleCLIP_Synthesize"].execute(g, x, "const", 0, 4).args[0] for x in (orig, edit))
-    parser = n["StyleCLIP_LoadFaceParser"].execute("79999_iter.pth").args[0]
+    img_orig, img_edit = (comfy.run("StyleCLIP_Synthesize", generator=g, latents=x, noise="const", noise_seed=0, chunk_size=4).args[0] for x in (orig, edit))
+    parser = comfy.run("StyleCLIP_LoadFaceParser", parser_name="79999_iter.pth").args[0]
     half = torch.nn.functional.interpolate(img_orig.permute(0, 3, 1, 2), size=(128, 128), mode="area").permute(0, 2, 3, 1)
-    mask = n["StyleCLIP_FaceParsingMask"].execute(parser, half, "cloth", 0, 0.0).args[0]  # the tiny parser's largest part
+    # cloth: the tiny parser's largest part
+    mask = comfy.run("StyleCLIP_FaceParsingMask", face_parser=parser, images=half, parts="cloth", dilate=0, feather=0.0).args[0]
     assert mask.shape == (2, 128, 128) and 0.3 < mask.mean() < 0.9
     feather, radius = 2.0, 6  # radius: the Gaussian's support, ceil(3 sigma)
     m = prepare_mask(mask, 2, g.size).squeeze(1).numpy()
@@ -85,11 +85,11 @@ def test_local_edit_node_with_a_face_parser_mask(comfy):
     outside = torch.from_numpy(distance_to(m > 0) > radius + 1)
     depth_inside = distance_to(m < 1)
     assert outside.sum() > 1000
-    options = comfy.harness.combo_options(comfy.harness.object_info({"x": n["StyleCLIP_LocalEdit"]})["x"]["input"]["required"]["blend_from"])
+    options = comfy.harness.combo_options(comfy.nodes["StyleCLIP_LocalEdit"].object_info()["input"]["required"]["blend_from"])
     assert options == ["4", "8", "16", "32", "64"]
     matches_edit = []
     for blend_from in options:
-        out = n["StyleCLIP_LocalEdit"].execute(g, orig, edit, mask, feather, blend_from).args[0]
+        out = comfy.run("StyleCLIP_LocalEdit", generator=g, original=orig, edited=edit, mask=mask, feather=feather, blend_from=blend_from).args[0]
         assert out.shape == img_orig.shape
         torch.testing.assert_close(out[outside], img_orig[outside], atol=1e-5, rtol=0)
         is_edit = ((out - img_edit).abs().amax(-1) < 1e-5).numpy()
@@ -104,10 +104,10 @@ def test_local_edit_node_with_a_face_parser_mask(comfy):
 
 
 def test_local_edit_node_mask_batch(comfy):
-    n = comfy.nodes
-    g = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "reference", "fp32").args[0]
-    orig = n["StyleCLIP_SampleLatents"].execute(g, 11, 2, 0.7).args[0]
+    g = comfy.run("StyleCLIP_LoadGenerator", generator_name="stylegan2-ffhq-config-f.pt", ops_backend="reference", precision="fp32").args[0]
+    orig = comfy.run("StyleCLIP_SampleLatents", generator=g, seed=11, batch_size=2, truncation_psi=0.7).args[0]
     with pytest.raises(ValueError, match=r"the mask batch \(3\) must be 1 or the number of faces \(2\)"):
-        n["StyleCLIP_LocalEdit"].execute(g, orig, orig, torch.ones(3, 32, 32), 2.0, "8")
-    same = n["StyleCLIP_LocalEdit"].execute(g, orig, orig, torch.ones(1, 32, 32), 2.0, "8").args[0]
-    torch.testing.assert_close(same, n["StyleCLIP_Synthesize"].execute(g, orig, "const", 0, 4).args[0], atol=1e-5, rtol=0)
+        comfy.run("StyleCLIP_LocalEdit", generator=g, original=orig, edited=orig, mask=torch.ones(3, 32, 32), feather=2.0, blend_from="8")
+    same = comfy.run("StyleCLIP_LocalEdit", generator=g, original=orig, edited=orig, mask=torch.ones(1, 32, 32), feather=2.0, blend_from="8").args[0]
+    plain = comfy.run("StyleCLIP_Synthesize", generator=g, latents=orig, noise="const", noise_seed=0, chunk_size=4).args[0]
+    torch.testing.assert_close(same, plain, atol=1e-5, rtol=0)

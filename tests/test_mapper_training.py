@@ -283,40 +283,36 @@ def test_bad_training_sources(g, coach_loss, tmp_path):
 
 
 def test_train_node_numbers_resumes_and_loads(comfy):
-    n = comfy.nodes
-    g = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "auto", "fp32").args[0]
-    clip = n["StyleCLIP_LoadCLIP"].execute("ViT-B-32.pt", "auto", "styleclip").args[0]
-    loss = n["StyleCLIP_CLIPLoss"].execute(clip, "purple hair", 1.0).args[0]
-    loss = n["StyleCLIP_LatentL2Loss"].execute(0.8, loss, "mean").args[0]
+    g = comfy.run("StyleCLIP_LoadGenerator", generator_name="stylegan2-ffhq-config-f.pt", ops_backend="auto", precision="fp32").args[0]
+    clip = comfy.run("StyleCLIP_LoadCLIP", clip_name="ViT-B-32.pt", architecture="auto", image_preprocessing="styleclip").args[0]
+    loss = comfy.run("StyleCLIP_CLIPLoss", clip=clip, text="purple hair", weight=1.0).args[0]
+    loss = comfy.run("StyleCLIP_LatentL2Loss", weight=0.8, loss=loss, reduction="mean").args[0]
     args = dict(generator=g, loss=loss, name="node_test", if_exists="new numbered file", steps=3, mapper_type="LevelsMapper", coarse=True,
                 medium=True, fine=True, batch_size=2, learning_rate=0.5, optimizer="ranger", seed=1, sample_count=6, truncation_psi=0.7,
                 save_every=2, preview_every=2)
     from comfy.utils import PROGRESS_LOG
 
     PROGRESS_LOG.clear()
-    with torch.inference_mode():  # as ComfyUI runs nodes
-        first = n["StyleCLIP_TrainMapper"].execute(**args)
-        second = n["StyleCLIP_TrainMapper"].execute(**args)
-        resumed = n["StyleCLIP_TrainMapper"].execute(**{**args, "if_exists": "resume", "steps": 5})
+    first = comfy.run("StyleCLIP_TrainMapper", **args)
+    second = comfy.run("StyleCLIP_TrainMapper", **args)
+    resumed = comfy.run("StyleCLIP_TrainMapper", **{**args, "if_exists": "resume", "steps": 5})
     assert PROGRESS_LOG[:3] == [(1, 3, False), (2, 3, True), (3, 3, True)]
     assert first.args[1] == "node_test.safetensors" and second.args[1] == "node_test_00001.safetensors"
     assert resumed.args[1] == "node_test.safetensors" and "step 5/5 (resumed at step 3)" in resumed.args[2]
-    mapper, bundled, info = n["StyleCLIP_LoadMapper"].execute("node_test.safetensors").args
+    mapper, bundled, info = comfy.run("StyleCLIP_LoadMapper", mapper_name="node_test.safetensors").args
     assert bundled is None and "'purple hair'" in info
     for key, value in weights(resumed.args[0]).items():
         assert torch.equal(weights(mapper)[key], value.cpu())
-    codes = n["StyleCLIP_SampleLatents"].execute(g, 9, 2, 0.7).args[0]
-    with torch.inference_mode():
-        edited = n["StyleCLIP_ApplyMapper"].execute(g, mapper, codes, 1.0).args[0]
+    codes = comfy.run("StyleCLIP_SampleLatents", generator=g, seed=9, batch_size=2, truncation_psi=0.7).args[0]
+    edited = comfy.run("StyleCLIP_ApplyMapper", generator=g, mapper=mapper, latents=codes, strength=1.0).args[0]
     assert not torch.equal(edited.w_plus, codes.w_plus)
     folder = os.path.join(comfy.folder_paths.get_input_directory(), "train_codes")
     os.makedirs(folder)
     for i in range(2):
         save_latents(codes.slice(i, i + 1), os.path.join(folder, f"face_{i}.safetensors"))
-    joined = n["StyleCLIP_LoadLatentFolder"].execute("train_codes").args[0]
+    joined = comfy.run("StyleCLIP_LoadLatentFolder", folder="train_codes").args[0]
     assert torch.equal(joined.w_plus, codes.w_plus)
-    with torch.inference_mode():
-        trained = n["StyleCLIP_TrainMapper"].execute(**{**args, "name": "from_folder", "steps": 1, "latents": joined})
+    trained = comfy.run("StyleCLIP_TrainMapper", **{**args, "name": "from_folder", "steps": 1, "latents": joined})
     assert "step 1/1" in trained.args[2]
     for f in ("node_test.safetensors", "node_test_00001.safetensors", "from_folder.safetensors"):
         os.remove(os.path.join(comfy.folder_paths.get_folder_paths("styleclip_mappers")[0], f))

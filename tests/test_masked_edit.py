@@ -176,20 +176,21 @@ def test_a_masked_optimisation_stays_inside(g, faces):
 
 
 def test_region_preservation_node_and_masked_optimize_node(comfy):
-    run = comfy.run
-
-    g = run("StyleCLIP_LoadGenerator", "stylegan2-ffhq-config-f.pt", "auto", "fp32").args[0]
-    latents = run("StyleCLIP_SampleLatents", g, 3, 2, 0.7).args[0]
-    clip = run("StyleCLIP_LoadCLIP", "ViT-B-32.pt", "auto", "styleclip").args[0]
-    loss = run("StyleCLIP_CLIPLoss", clip, "a person with purple hair", 1.0).args[0]
-    loss = run("StyleCLIP_RegionPreservationLoss", 10.0, "l1", loss).args[0]
+    g = comfy.run("StyleCLIP_LoadGenerator", generator_name="stylegan2-ffhq-config-f.pt", ops_backend="auto", precision="fp32").args[0]
+    latents = comfy.run("StyleCLIP_SampleLatents", generator=g, seed=3, batch_size=2, truncation_psi=0.7).args[0]
+    clip = comfy.run("StyleCLIP_LoadCLIP", clip_name="ViT-B-32.pt", architecture="auto", image_preprocessing="styleclip").args[0]
+    loss = comfy.run("StyleCLIP_CLIPLoss", clip=clip, text="a person with purple hair", weight=1.0).args[0]
+    loss = comfy.run("StyleCLIP_RegionPreservationLoss", weight=10.0, distance="l1", loss=loss).args[0]
     assert loss.describe() == "1 x CLIP 'a person with purple hair' + 10 x region preservation (l1)"
     with torch.inference_mode():  # as a mask node's output arrives
         mask = torch.zeros(1, 128, 128)  # one mask for both faces, at twice the generator's resolution
         mask[:, :64] = 1
-    out = run("StyleCLIP_OptimizeLatents", g, latents, loss, 3, 0.1, "W+", "const", 0, 10, mask)
+    out = comfy.run("StyleCLIP_OptimizeLatents", generator=g, latents=latents, loss=loss, steps=3, learning_rate=0.1, space="W+",
+                    noise="const", noise_seed=0, preview_every=10, mask=mask)
     assert "region preservation (l1)" in out.ui["text"][0] and "mask covers 50% of the image" in out.ui["text"][0]
     with pytest.raises(ValueError, match=r"mask batch \(3\)"):
-        run("StyleCLIP_OptimizeLatents", g, latents, loss, 3, 0.1, "W+", "const", 0, 10, torch.ones(3, 64, 64))
+        comfy.run("StyleCLIP_OptimizeLatents", generator=g, latents=latents, loss=loss, steps=3, learning_rate=0.1, space="W+",
+                  noise="const", noise_seed=0, preview_every=10, mask=torch.ones(3, 64, 64))
     with pytest.raises(ValueError, match="needs a mask"):
-        run("StyleCLIP_OptimizeLatents", g, latents, loss, 3, 0.1, "W+", "const", 0, 10)
+        comfy.run("StyleCLIP_OptimizeLatents", generator=g, latents=latents, loss=loss, steps=3, learning_rate=0.1, space="W+",
+                  noise="const", noise_seed=0, preview_every=10)

@@ -4,8 +4,14 @@ import os
 import pytest
 import torch
 
+from conftest import PACK_NODE_IDS
+
 CUSTOM_PREFIX = "SCLIP_"
 CORE_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "IMAGE", "MASK"}
+
+
+def pack_nodes(comfy):
+    return {k: v for k, v in comfy.nodes.items() if k.startswith("StyleCLIP_")}
 
 
 def pack_infos(comfy):
@@ -14,7 +20,7 @@ def pack_infos(comfy):
 
 def test_schemas(comfy):
     infos = pack_infos(comfy)
-    assert len(infos) >= 7
+    assert set(infos) == PACK_NODE_IDS
     for node_id, info in infos.items():
         assert node_id.startswith("StyleCLIP_") and info["display_name"] and info["category"].startswith("StyleCLIP")
         assert info["description"], node_id
@@ -29,6 +35,42 @@ def test_schemas(comfy):
     assert "LATENT" not in {t for i in infos.values() for t in i["output"]}
 
 
+def test_every_node_takes_its_inputs_by_name(comfy):
+    """ComfyUI calls a V3 node's execute on the class with every input by its id and leaves out
+    an optional input nothing is connected to: execute is a classmethod whose parameters are the
+    schema's input ids, each optional one with a default, the default of an optional widget the
+    schema's (what a prompt that leaves it out gets is what the frontend shows)."""
+    import inspect
+
+    for node_id, cls in pack_nodes(comfy).items():
+        assert isinstance(inspect.getattr_static(cls, "execute"), classmethod), node_id
+        params = inspect.signature(cls.execute).parameters
+        inputs = cls.define_schema().inputs
+        assert sorted(params) == sorted(i.id for i in inputs), node_id
+        for i in inputs:
+            p = params[i.id]
+            assert p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY), (node_id, i.id)
+            if i.optional:
+                assert p.default is not p.empty, f"{node_id}: optional input {i.id} has no default"
+                if getattr(i, "default", None) is not None:
+                    assert p.default == i.default, (node_id, i.id, p.default, i.default)
+
+
+def test_run_checks_inputs_as_comfyui_validates_a_prompt(comfy):
+    """comfy.run, the one way node tests run a node, refuses what ComfyUI's prompt validation
+    refuses, before the node runs."""
+    load = dict(generator_name="stylegan2-ffhq-config-f.pt", ops_backend="auto", precision="fp32")
+    with pytest.raises(ValueError, match="required input 'precision' is missing"):
+        comfy.run("StyleCLIP_LoadGenerator", generator_name="stylegan2-ffhq-config-f.pt", ops_backend="auto")
+    with pytest.raises(ValueError, match="'fp64' for 'precision' is not among the options"):
+        comfy.run("StyleCLIP_LoadGenerator", **{**load, "precision": "fp64"})
+    with pytest.raises(TypeError, match=r"has no input \['generator'\]"):
+        comfy.run("StyleCLIP_LoadGenerator", **load, generator="x")
+    g = comfy.run("StyleCLIP_LoadGenerator", **load).args[0]
+    with pytest.raises(ValueError, match=r"batch_size=0 outside \[1, 256\]"):
+        comfy.run("StyleCLIP_SampleLatents", generator=g, seed=0, batch_size=0, truncation_psi=0.7)
+
+
 def test_generator_dropdown_lists_models_folder(comfy):
     info = pack_infos(comfy)["StyleCLIP_LoadGenerator"]
     assert "stylegan2-ffhq-config-f.pt" in info["input"]["required"]["generator_name"][1]["options"]
@@ -36,70 +78,65 @@ def test_generator_dropdown_lists_models_folder(comfy):
 
 
 def test_load_sample_render(comfy):
-    n = comfy.nodes
-    g, info = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "reference", "fp32").args
+    g, info = comfy.run("StyleCLIP_LoadGenerator", generator_name="stylegan2-ffhq-config-f.pt", ops_backend="reference", precision="fp32").args
     assert "64px" in info and "reference" in info
-    latents = n["StyleCLIP_SampleLatents"].execute(g, 7, 3, 0.7).args[0]
+    latents = comfy.run("StyleCLIP_SampleLatents", generator=g, seed=7, batch_size=3, truncation_psi=0.7).args[0]
     assert latents.w_plus.shape == (3, g.n_latent, g.style_dim)
-    images = n["StyleCLIP_Synthesize"].execute(g, latents, "const", 0, 2).args[0]
+    images = comfy.run("StyleCLIP_Synthesize", generator=g, latents=latents, noise="const", noise_seed=0, chunk_size=2).args[0]
     assert images.shape == (3, 64, 64, 3) and images.dtype == torch.float32 and 0 <= images.min() and images.max() <= 1
-    again = n["StyleCLIP_SampleLatents"].execute(g, 7, 3, 0.7).args[0]
+    again = comfy.run("StyleCLIP_SampleLatents", generator=g, seed=7, batch_size=3, truncation_psi=0.7).args[0]
     assert torch.equal(latents.w_plus, again.w_plus)  # seeded
     # random noise: an image does not depend on the chunk size
-    a = n["StyleCLIP_Synthesize"].execute(g, latents, "random", 5, 1).args[0]
-    b = n["StyleCLIP_Synthesize"].execute(g, latents, "random", 5, 3).args[0]
+    a = comfy.run("StyleCLIP_Synthesize", generator=g, latents=latents, noise="random", noise_seed=5, chunk_size=1).args[0]
+    b = comfy.run("StyleCLIP_Synthesize", generator=g, latents=latents, noise="random", noise_seed=5, chunk_size=3).args[0]
     torch.testing.assert_close(a, b)
 
 
 def test_cuda_backend_on_cpu_is_a_clear_error(comfy):
     with pytest.raises(RuntimeError, match="CUDA ops backend was requested"):
-        comfy.nodes["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "cuda", "fp32")
+        comfy.run("StyleCLIP_LoadGenerator", generator_name="stylegan2-ffhq-config-f.pt", ops_backend="cuda", precision="fp32")
 
 
 def test_save_and_load_latents(comfy):
-    n = comfy.nodes
-    g = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "auto", "fp32").args[0]
-    latents = n["StyleCLIP_SampleLatents"].execute(g, 1, 2, 1.0).args[0]
-    ui1 = n["StyleCLIP_SaveLatents"].execute(latents, "tests/lat").ui
-    ui2 = n["StyleCLIP_SaveLatents"].execute(latents, "tests/lat").ui
+    g = comfy.run("StyleCLIP_LoadGenerator", generator_name="stylegan2-ffhq-config-f.pt", ops_backend="auto", precision="fp32").args[0]
+    latents = comfy.run("StyleCLIP_SampleLatents", generator=g, seed=1, batch_size=2, truncation_psi=1.0).args[0]
+    ui1 = comfy.run("StyleCLIP_SaveLatents", latents=latents, filename_prefix="tests/lat").ui
+    ui2 = comfy.run("StyleCLIP_SaveLatents", latents=latents, filename_prefix="tests/lat").ui
     assert ui1["text"] != ui2["text"]  # numbered, never overwritten
     name = ui1["text"][0].split(" to ")[1].replace(os.sep, "/") + " [output]"
-    info = comfy.harness.object_info({"x": n["StyleCLIP_LoadLatents"]})["x"]
+    info = comfy.nodes["StyleCLIP_LoadLatents"].object_info()
     assert name in info["input"]["required"]["latent_file"][1]["options"]
-    loaded = n["StyleCLIP_LoadLatents"].execute(name).args[0]
+    loaded = comfy.run("StyleCLIP_LoadLatents", latent_file=name).args[0]
     assert torch.equal(loaded.w_plus, latents.w_plus)
 
 
 def test_mix_latents(comfy):
-    n = comfy.nodes
-    g = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "auto", "fp32").args[0]
-    a = n["StyleCLIP_SampleLatents"].execute(g, 1, 3, 1.0).args[0]
-    b = n["StyleCLIP_SampleLatents"].execute(g, 2, 1, 1.0).args[0]
-    mixed = n["StyleCLIP_MixLatents"].execute(a, b, 1.0, 0, 4).args[0].w_plus
+    g = comfy.run("StyleCLIP_LoadGenerator", generator_name="stylegan2-ffhq-config-f.pt", ops_backend="auto", precision="fp32").args[0]
+    a = comfy.run("StyleCLIP_SampleLatents", generator=g, seed=1, batch_size=3, truncation_psi=1.0).args[0]
+    b = comfy.run("StyleCLIP_SampleLatents", generator=g, seed=2, batch_size=1, truncation_psi=1.0).args[0]
+    mixed = comfy.run("StyleCLIP_MixLatents", latents_a=a, latents_b=b, factor=1.0, row_start=0, row_end=4).args[0].w_plus
     assert torch.equal(mixed[:, :4], b.w_plus[:, :4].expand(3, -1, -1)) and torch.equal(mixed[:, 4:], a.w_plus[:, 4:])
-    half = n["StyleCLIP_MixLatents"].execute(a, b, 0.5, 0, 64).args[0].w_plus
+    half = comfy.run("StyleCLIP_MixLatents", latents_a=a, latents_b=b, factor=0.5, row_start=0, row_end=64).args[0].w_plus
     torch.testing.assert_close(half, (a.w_plus + b.w_plus) / 2)
-    c = n["StyleCLIP_SampleLatents"].execute(g, 3, 2, 1.0).args[0]
+    c = comfy.run("StyleCLIP_SampleLatents", generator=g, seed=3, batch_size=2, truncation_psi=1.0).args[0]
     with pytest.raises(ValueError, match="batch sizes 3 and 2 differ"):
-        n["StyleCLIP_MixLatents"].execute(a, c, 1.0, 0, 4)
+        comfy.run("StyleCLIP_MixLatents", latents_a=a, latents_b=c, factor=1.0, row_start=0, row_end=4)
 
 
 def test_interrupt_stops_rendering(comfy):
     import comfy.model_management as mm
 
-    n = comfy.nodes
-    g = n["StyleCLIP_LoadGenerator"].execute("stylegan2-ffhq-config-f.pt", "auto", "fp32").args[0]
-    latents = n["StyleCLIP_SampleLatents"].execute(g, 1, 4, 1.0).args[0]
+    g = comfy.run("StyleCLIP_LoadGenerator", generator_name="stylegan2-ffhq-config-f.pt", ops_backend="auto", precision="fp32").args[0]
+    latents = comfy.run("StyleCLIP_SampleLatents", generator=g, seed=1, batch_size=4, truncation_psi=1.0).args[0]
     mm.interrupt_current_processing(True)
     with pytest.raises(mm.InterruptProcessingException):
-        n["StyleCLIP_Synthesize"].execute(g, latents, "const", 0, 1)
+        comfy.run("StyleCLIP_Synthesize", generator=g, latents=latents, noise="const", noise_seed=0, chunk_size=1)
     assert not mm.processing_interrupted()
 
 
 def test_convert_generator_node(comfy):
-    n = comfy.nodes
-    path = n["StyleCLIP_ConvertGenerator"].execute("stylegan2-ffhq-config-f.pt").args[0]
+    path = comfy.run("StyleCLIP_ConvertGenerator", generator_name="stylegan2-ffhq-config-f.pt").args[0]
     assert path.endswith("stylegan2-ffhq-config-f.safetensors") and os.path.isfile(path)
     with pytest.raises(FileExistsError):
-        n["StyleCLIP_ConvertGenerator"].execute("stylegan2-ffhq-config-f.pt")
+        comfy.run("StyleCLIP_ConvertGenerator", generator_name="stylegan2-ffhq-config-f.pt")
     os.remove(path)

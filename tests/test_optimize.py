@@ -137,24 +137,24 @@ def test_optimize_node(comfy):
     import comfy.model_management as mm
     from comfy.utils import PROGRESS_LOG
 
-    run = comfy.run
-
-    g = run("StyleCLIP_LoadGenerator", "stylegan2-ffhq-config-f.pt", "auto", "fp32").args[0]
-    latents = run("StyleCLIP_SampleLatents", g, 3, 2, 0.7).args[0]
-    clip = run("StyleCLIP_LoadCLIP", "ViT-B-32.pt", "auto", "styleclip").args[0]
-    arcface = run("StyleCLIP_LoadArcFace", "model_ir_se50.pth").args[0]
+    g = comfy.run("StyleCLIP_LoadGenerator", generator_name="stylegan2-ffhq-config-f.pt", ops_backend="auto", precision="fp32").args[0]
+    latents = comfy.run("StyleCLIP_SampleLatents", generator=g, seed=3, batch_size=2, truncation_psi=0.7).args[0]
+    clip = comfy.run("StyleCLIP_LoadCLIP", clip_name="ViT-B-32.pt", architecture="auto", image_preprocessing="styleclip").args[0]
+    arcface = comfy.run("StyleCLIP_LoadArcFace", arcface_name="model_ir_se50.pth").args[0]
     for model in (g, clip.net, arcface):
         assert not any(p.is_inference() for p in model.parameters())
-    loss = run("StyleCLIP_CLIPLoss", clip, "a person with purple hair", 1.0).args[0]
-    loss = run("StyleCLIP_IdentityLoss", arcface, 0.005, loss).args[0]
-    loss = run("StyleCLIP_LatentL2Loss", 0.008, loss).args[0]
+    loss = comfy.run("StyleCLIP_CLIPLoss", clip=clip, text="a person with purple hair", weight=1.0).args[0]
+    loss = comfy.run("StyleCLIP_IdentityLoss", arcface=arcface, weight=0.005, loss=loss).args[0]
+    loss = comfy.run("StyleCLIP_LatentL2Loss", weight=0.008, loss=loss).args[0]
     PROGRESS_LOG.clear()
-    out = run("StyleCLIP_OptimizeLatents", g, latents, loss, 4, 0.1, "StyleSpace", "const", 0, 2, torch.ones(64, 64))
+    out = comfy.run("StyleCLIP_OptimizeLatents", generator=g, latents=latents, loss=loss, steps=4, learning_rate=0.1, space="StyleSpace",
+                    noise="const", noise_seed=0, preview_every=2, mask=torch.ones(64, 64))
     edited, images = out.args
     assert edited.space == "s" and edited.batch_size == 2 and images.shape == (2, 64, 64, 3)
     assert "CLIP 'a person with purple hair'" in out.ui["text"][0]
     assert [(v, t) for v, t, _ in PROGRESS_LOG] == [(i, 4) for i in range(1, 5)] and PROGRESS_LOG[1][2] and PROGRESS_LOG[-1][2]
     mm.interrupt_current_processing(True)
     with pytest.raises(mm.InterruptProcessingException):
-        run("StyleCLIP_OptimizeLatents", g, latents, loss, 50, 0.1, "W+", "const", 0, 10)
+        comfy.run("StyleCLIP_OptimizeLatents", generator=g, latents=latents, loss=loss, steps=50, learning_rate=0.1, space="W+",
+                  noise="const", noise_seed=0, preview_every=10)
     assert not mm.processing_interrupted()

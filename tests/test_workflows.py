@@ -1,30 +1,154 @@
-"""Every shipped workflow runs end to end through the pack's nodes with the tiny models."""
+"""Every shipped workflow runs end to end through the pack's nodes with the tiny models, and
+saves what it should: the number of images its batches make, at their size, none of them flat,
+the faces of a batch different, edits different from their originals, and latents that load
+back with the batch they were saved with."""
 import glob
+import itertools
 import json
 import os
+import re
+from typing import NamedTuple
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from conftest import ROOT, detector_free
 
 WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))
+W_PLUS = (10, 64)  # rows and width of the tiny stand-in generator's W+ (e4e's bundled one too)
+PHOTO = (288, 320)  # height, width of the synthetic portrait the photo workflows load
 
 
-def test_there_are_workflows():
-    assert WORKFLOWS
+class Images(NamedTuple):
+    """Images a SaveImage saves: how many, their size, and how many tiles a grid holds."""
+    count: int
+    height: int = 64
+    width: int = 64
+    tiles: tuple = (1, 1)  # rows, columns of an Image Grid
+
+
+class Codes(NamedTuple):
+    """One .safetensors a Save Latents writes: the batch it holds."""
+    batch: int
+
+
+# What each workflow saves under the output folder, by filename prefix (its Save node's widget),
+# from the batches its widgets make: Sample Latents' batch_size, the alphas of a sweep, one photo.
+# "differ": pairs of outputs (original, edit) whose images, or codes, must differ.
+# "renders": saved latents that the workflow's generator renders into the saved images.
+# Saved latents are read back by Load Latents (styleclip_core's loader, from its file list).
+SAVED = {
+    "01_generate_faces.json": dict(
+        outputs={"styleclip/faces": Images(4), "styleclip/faces_latents": Codes(4)},
+        renders={"styleclip/faces_latents": "styleclip/faces"}),
+    "02_text_edit_optimization.json": dict(
+        outputs={"styleclip/text_edit_original": Images(1), "styleclip/text_edit": Images(1),
+                 "styleclip/text_edit_original_latents": Codes(1), "styleclip/text_edit_latents": Codes(1)},
+        differ=[("styleclip/text_edit_original", "styleclip/text_edit"), ("styleclip/text_edit_original_latents", "styleclip/text_edit_latents")],
+        renders={"styleclip/text_edit_original_latents": "styleclip/text_edit_original", "styleclip/text_edit_latents": "styleclip/text_edit"}),
+    "03_invert_photo.json": dict(
+        outputs={"styleclip/photo_reconstructed": Images(1, *PHOTO), "styleclip/photo_latents": Codes(1)}),
+    "04_mapper_edit.json": dict(
+        outputs={"styleclip/mapper_original": Images(4), "styleclip/mapper_edited": Images(4)},
+        differ=[("styleclip/mapper_original", "styleclip/mapper_edited")]),
+    "05_local_edit_face_parsing.json": dict(
+        outputs={"styleclip/local_original": Images(2), "styleclip/local_hair": Images(2)},
+        differ=[("styleclip/local_original", "styleclip/local_hair")]),
+    "06_local_edit_core_masks.json": dict(
+        outputs={"styleclip/local_box": Images(2)}),
+    "07_mapper_train_and_apply.json": dict(
+        outputs={"styleclip/trained_mapper_original": Images(4), "styleclip/trained_mapper_edited": Images(4)},
+        differ=[("styleclip/trained_mapper_original", "styleclip/trained_mapper_edited")]),
+    "08_global_direction.json": dict(  # 2 faces x 5 alphas, one grid row per face
+        outputs={"styleclip/global_blonde_sweep": Images(1, 2 * 64, 5 * 64, tiles=(2, 5)),
+                 "styleclip/global_blonde_sweep_local": Images(1, 2 * 64, 5 * 64, tiles=(2, 5))},
+        differ=[("styleclip/global_blonde_sweep", "styleclip/global_blonde_sweep_local")]),
+    "09_masked_text_edit.json": dict(
+        outputs={"styleclip/masked_text_edit_original": Images(1), "styleclip/masked_text_edit": Images(1)},
+        differ=[("styleclip/masked_text_edit_original", "styleclip/masked_text_edit")]),
+    "10_edit_photo_by_text.json": dict(
+        outputs={"styleclip/photo_text_edit": Images(1, *PHOTO), "styleclip/photo_text_edit_latents": Codes(1)}),
+}
+
+
+def test_the_shipped_workflows():
+    assert [os.path.basename(p) for p in WORKFLOWS] == sorted(SAVED)
+
+
+def _output_files(comfy):
+    out = comfy.folder_paths.get_output_directory()
+    return {os.path.relpath(os.path.join(root, f), out).replace(os.sep, "/") for root, _, files in os.walk(out) for f in files}
+
+
+def _by_prefix(files):
+    """{prefix: [files]}: SaveImage and Save Latents name a file prefix_NNNNN_.ext."""
+    grouped = {}
+    for f in sorted(files):
+        match = re.fullmatch(r"(.+)_\d{5}_\.(png|safetensors)", f)
+        assert match, f"{f}: not a file a Save node names"
+        grouped.setdefault(match[1], []).append(f)
+    return grouped
+
+
+def _image(comfy, name):
+    img = Image.open(os.path.join(comfy.folder_paths.get_output_directory(), name))
+    assert img.mode == "RGB", (name, img.mode)
+    return np.asarray(img).astype(np.float32) / 255
+
+
+def _distinct(images, what):
+    """No two of the images alike: each pair differs by over 1/255 on average."""
+    for (i, a), (j, b) in itertools.combinations(enumerate(images), 2):
+        assert np.abs(a - b).mean() > 1 / 255, f"{what}: images {i} and {j} are alike"
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=os.path.basename)
-def test_workflow_runs(comfy, path):
+def test_workflow_runs_and_saves(comfy, path):
     with open(path) as f:
         workflow = json.load(f)
+    expected = SAVED[os.path.basename(path)]
     info = comfy.harness.object_info(comfy.nodes)
     prompt = comfy.harness.ui_to_prompt(detector_free(workflow, info), info)
+    before = _output_files(comfy)
     results = comfy.harness.execute(prompt, comfy.nodes)
-    saved = [img for _, ui in results.values() if ui and "images" in ui for img in ui["images"] if "filename" in img]
-    for img in saved:
-        assert os.path.isfile(os.path.join(comfy.folder_paths.get_output_directory(), img["subfolder"], img["filename"]))
-    assert results, "the workflow has no output node"
+    new = _output_files(comfy) - before
+    saved = _by_prefix(new)
+    assert {k: len(v) for k, v in saved.items()} == {k: e.count if isinstance(e, Images) else 1 for k, e in expected["outputs"].items()}
+    # SaveImage reports exactly the files it wrote
+    reported = {f"{img['subfolder']}/{img['filename']}" for _, ui in results.values() if ui for img in ui.get("images", []) if "filename" in img}
+    assert reported == {f for f in new if f.endswith(".png")}
+
+    images, codes = {}, {}
+    for prefix, e in expected["outputs"].items():
+        if isinstance(e, Codes):
+            # loaded back as a user loads them: Load Latents lists the output folder's files
+            latents = comfy.run("StyleCLIP_LoadLatents", latent_file=saved[prefix][0] + " [output]").args[0]
+            assert latents.space == "w+" and latents.batch_size == e.batch and latents.w_plus.shape == (e.batch, *W_PLUS), prefix
+            assert torch.isfinite(latents.w_plus).all() and (latents.w_plus.std(dim=(1, 2)) > 0).all(), prefix
+            codes[prefix] = latents
+            continue
+        batch = [_image(comfy, name) for name in saved[prefix]]
+        for name, img in zip(saved[prefix], batch):
+            assert img.shape == (e.height, e.width, 3), name
+            assert img.std() > 8 / 255, f"{name} is flat (std {img.std() * 255:.1f} / 255)"
+        _distinct(batch, prefix)
+        rows, cols = e.tiles
+        h, w = e.height // rows, e.width // cols
+        _distinct([batch[0][r * h:(r + 1) * h, c * w:(c + 1) * w] for r in range(rows) for c in range(cols)], f"{prefix} tiles")
+        images[prefix] = np.stack(batch)
+    for a, b in expected.get("differ", []):
+        if a in codes:
+            assert not torch.equal(codes[a].w_plus, codes[b].w_plus), f"{b} holds the codes of {a}"
+        else:
+            changed = np.abs(images[a] - images[b]).reshape(len(images[a]), -1).max(axis=1)
+            assert (changed > 8 / 255).all(), f"{b} shows no edit of {a}: {changed * 255}"
+    if expected.get("renders"):
+        g = comfy.run("StyleCLIP_LoadGenerator", generator_name="stylegan2-ffhq-config-f.pt", ops_backend="auto", precision="fp32").args[0]
+        for latents, shown in expected["renders"].items():
+            rendered = comfy.run("StyleCLIP_Synthesize", generator=g, latents=codes[latents], noise="const", noise_seed=0, chunk_size=4).args[0]
+            assert np.abs(rendered.numpy() - images[shown]).max() <= 1 / 255 + 1e-6, f"{latents} does not render {shown}"
 
 
 def test_seed_control_values_are_skipped(comfy):

@@ -338,8 +338,7 @@ def execute(prompt: dict, nodes: dict[str, type]) -> dict:
                 kwargs[name] = run(value[0])[0][value[1]]
             else:
                 kwargs[name] = value
-        with torch.inference_mode():  # as ComfyUI's executor runs every node
-            result = nodes[node["class_type"]].execute(**kwargs)
+        result = run_node(nodes[node["class_type"]], kwargs)
         done[node_id] = (tuple(result.args), result.ui)
         return done[node_id]
 
@@ -347,6 +346,14 @@ def execute(prompt: dict, nodes: dict[str, type]) -> dict:
         if info[node["class_type"]].get("output_node"):
             run(node_id)
     return done
+
+
+def run_node(cls: type, inputs: dict):
+    """One node run as ComfyUI's executor runs a V3 node: ``execute`` called on the class with
+    every input by its name (the prompt's inputs only: an optional input left unconnected is
+    not passed), under ``torch.inference_mode()``. Returns the node's ``NodeOutput``."""
+    with torch.inference_mode():
+        return cls.execute(**inputs)
 
 
 def run_workflow(path: str) -> dict:
