@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import folder_paths
+import torch
 from comfy_api.latest import io
 
 from ..styleclip_core.formats.e4e_files import load_e4e
@@ -12,9 +13,10 @@ from ..styleclip_core.photos import align
 from .common import CATEGORY, TINY_STAND_IN, E4E, Alignment, Generator, Latent, NodeProgress, device, gradient_capable, managed, model_files, use
 
 # Entries of the landmark dropdown besides the MediaPipe model files.
+BUILT_IN = "built-in (mediapipe package)"
 POINTS = "points (from the points input)"
 ALREADY_ALIGNED = "none: images are already aligned crops"
-DEFAULT_LANDMARKER = "face_landmarker.task"
+DEFAULT_LANDMARKER = "face_landmarker.task"  # the Tasks API model the built-in entry falls back to
 
 
 class LoadE4E(io.ComfyNode):
@@ -80,7 +82,35 @@ class InvertImages(io.ComfyNode):
 
 
 def _landmark_options():
-    return [*model_files("mediapipe"), POINTS, ALREADY_ALIGNED]
+    return [BUILT_IN, *model_files("mediapipe"), POINTS, ALREADY_ALIGNED]
+
+
+def _fallback_task_model() -> str | None:
+    """A face landmarker model for the built-in entry where the installed mediapipe has no face
+    mesh of its own (0.10.30 and later): face_landmarker.task, else the first .task file."""
+    files = model_files("mediapipe")
+    name = DEFAULT_LANDMARKER if DEFAULT_LANDMARKER in files else (files[0] if files else None)
+    return folder_paths.get_full_path("mediapipe", name) if name else None
+
+
+class ExamplePortrait(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StyleCLIP_ExamplePortrait",
+            display_name="Example Portrait",
+            category=CATEGORY,
+            description="A real portrait to try the photo nodes on: NASA's public-domain photo of astronaut Eileen Collins "
+            "(512x512), the astronaut.png that comes with scikit-image (nothing is downloaded). "
+            "For your own photos use Load Image instead.",
+            inputs=[],
+            outputs=[io.Image.Output(display_name="image", tooltip="The portrait (1 x 512 x 512 RGB). Replace this node with Load Image for your own photos.")],
+        )
+
+    @classmethod
+    def execute(cls) -> io.NodeOutput:
+        pixels = align.example_portrait()
+        return io.NodeOutput(torch.from_numpy(pixels).float().div(255)[None])
 
 
 class AlignFaces(io.ComfyNode):
@@ -92,14 +122,16 @@ class AlignFaces(io.ComfyNode):
             display_name="Align Faces (FFHQ)",
             category=CATEGORY,
             description="Crops and rotates the face of every photo as FFHQ (and so StyleGAN2 and e4e) expects: from eye and mouth landmarks, "
-            "the e4e / FFHQ alignment. Landmarks come from MediaPipe's face landmarker (the largest face per image), from typed points, "
-            "or the images are taken as already aligned. Also outputs where each crop lies, for Paste Face Back.",
+            "the e4e / FFHQ alignment. Landmarks come from MediaPipe (the largest face per image): by default the face mesh inside the "
+            "mediapipe package, no model file needed; or from typed points; or the images are taken as already aligned. "
+            "Also outputs where each crop lies, for Paste Face Back.",
             inputs=[
                 io.Image.Input("images", tooltip="Photos, one face each (the largest face is used)."),
                 io.Combo.Input(
-                    "landmarks", options=options, default=DEFAULT_LANDMARKER if DEFAULT_LANDMARKER in options else options[0],
-                    tooltip="A MediaPipe face landmarker model in ComfyUI/models/mediapipe (needs 'pip install mediapipe'); "
-                    "or the points input; or no detection for images that are already aligned crops (e.g. FFHQ / CelebA-HQ).",
+                    "landmarks", options=options, default=BUILT_IN,
+                    tooltip="built-in: the face mesh that comes with the mediapipe package (the pack's requirements; mediapipe 0.10.30 and "
+                    "later have none and use face_landmarker.task from ComfyUI/models/mediapipe instead). A .task file: that MediaPipe "
+                    "face landmarker model (Tasks API). points: the points input. none: images that are already aligned crops (e.g. FFHQ / CelebA-HQ).",
                 ),
                 io.Combo.Input("output_size", options=["256", "1024"], default="256",
                                tooltip="256: e4e's alignment (what the encoder was trained on). 1024: the FFHQ dataset recipe (transform at 4096, then downscale)."),
@@ -121,6 +153,9 @@ class AlignFaces(io.ComfyNode):
             face_points = None
         elif landmarks == POINTS:
             face_points = align.parse_points(points, images.shape[0])
+        elif landmarks == BUILT_IN:
+            with align.builtin_detector(_fallback_task_model()) as detector:
+                face_points = align.detect_points(detector, images)
         else:
             with align.MediaPipeLandmarker(folder_paths.get_full_path_or_raise("mediapipe", landmarks)) as detector:
                 face_points = align.detect_points(detector, images)
@@ -157,4 +192,4 @@ class PasteFaceBack(io.ComfyNode):
         return io.NodeOutput(images, masks)
 
 
-NODES = [LoadE4E, InvertImages, AlignFaces, PasteFaceBack]
+NODES = [ExamplePortrait, LoadE4E, InvertImages, AlignFaces, PasteFaceBack]

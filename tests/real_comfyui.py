@@ -1,8 +1,8 @@
 """Start a real ComfyUI (``COMFYUI_PATH``) on 127.0.0.1 with --cpu for the acceptance tests.
 
 Its base directory is temporary and holds the pack (a link to this repository) in
-custom_nodes, the tiny stand-in models and the test input images, so nothing of a user's
-ComfyUI installation is touched.
+custom_nodes and the tiny stand-in models, as a new user's would (the input folder is empty), so
+nothing of a user's ComfyUI installation is touched.
 """
 import contextlib
 import json
@@ -39,12 +39,9 @@ def running_comfyui(base: str, pack_root: str):
     """Yield the server's URL; the log is ``base/server.log``."""
     from styleclip_core.formats import tiny_models
 
-    import conftest
-
     os.makedirs(os.path.join(base, "custom_nodes"), exist_ok=True)
     os.symlink(pack_root, os.path.join(base, "custom_nodes", PACK_FOLDER))
     tiny_models.write_models_folder(os.path.join(base, "models"))
-    conftest.write_test_inputs(os.path.join(base, "input"))
     port = _free_port()
     log = open(os.path.join(base, "server.log"), "w")
     proc = subprocess.Popen(

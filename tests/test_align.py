@@ -1,5 +1,4 @@
 """FFHQ alignment geometry, paste-back, landmark sources (points text, detectors, MediaPipe mapping)."""
-import importlib.util
 import sys
 import types
 
@@ -244,7 +243,49 @@ def test_mediapipe_landmarker_with_stand_in_package(fake_mediapipe):
 
 
 def test_mediapipe_missing_says_what_to_install(monkeypatch):
-    if importlib.util.find_spec("mediapipe") is not None:
-        pytest.skip("mediapipe is installed here")
-    with pytest.raises(ImportError, match="pip install mediapipe"):
-        align.MediaPipeLandmarker("face_landmarker.task")
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # as if not installed
+    for make in (lambda: align.MediaPipeLandmarker("face_landmarker.task"), align.MediaPipeFaceMesh, align.builtin_detector):
+        with pytest.raises(ImportError, match="requirements.txt.*mediapipe==0.10.14"):
+            make()
+
+
+def test_mediapipe_without_solutions_falls_back_to_the_tasks_api(fake_mediapipe):
+    """A mediapipe of 0.10.30 or later (no ``mediapipe.solutions``, no models in the wheel): the
+    built-in face mesh says what to install or where the model file goes; given a .task file the
+    built-in detector is the Tasks API landmarker."""
+    sys.modules["mediapipe"].__version__ = "1.2.3"
+    with pytest.raises(align.NoBuiltInFaceMeshError, match="mediapipe 1.2.3 has no built-in face mesh.*mediapipe==0.10.14.*face_landmarker.task"):
+        align.builtin_detector()
+    with align.builtin_detector("/models/face_landmarker.task") as detector:
+        assert isinstance(detector, align.MediaPipeLandmarker) and len(detector.detect(np.zeros((120, 200, 3), np.uint8))) == 2
+    assert fake_mediapipe["options"] == ("/models/face_landmarker.task", "IMAGE", 8)
+
+
+def test_face_mesh_with_stand_in_solutions(monkeypatch):
+    """The built-in detector drives ``mediapipe.solutions.face_mesh`` as a still-image face mesh
+    with refined landmarks and maps every face it reports."""
+    calls = {}
+    mp = types.ModuleType("mediapipe")
+
+    class FaceMesh:
+        def __init__(self, **options):
+            calls["options"] = options
+
+        def process(self, rgb):
+            calls["image"] = (rgb.shape, rgb.flags.c_contiguous)
+            h, w = rgb.shape[:2]
+            mesh = mesh_with(sf.face_points((w / 2, h / 2), 0, 0.5), w, h)
+            face = types.SimpleNamespace(landmark=[types.SimpleNamespace(x=x, y=y, z=0.0) for x, y in mesh])
+            return types.SimpleNamespace(multi_face_landmarks=[face] if rgb.any() else None)
+
+        def close(self):
+            calls["closed"] = True
+
+    mp.solutions = types.SimpleNamespace(face_mesh=types.SimpleNamespace(FaceMesh=FaceMesh))
+    monkeypatch.setitem(sys.modules, "mediapipe", mp)
+    with align.builtin_detector(max_faces=3) as detector:
+        faces = detector.detect(np.full((120, 200, 4), 9, np.uint8)[:, ::-1])
+        assert detector.detect(np.zeros((120, 200, 3), np.uint8)) == []
+    assert calls["options"] == dict(static_image_mode=True, max_num_faces=3, refine_landmarks=True, min_detection_confidence=0.5)
+    assert calls["image"] == ((120, 200, 3), True) and calls["closed"]
+    np.testing.assert_allclose(faces[0].array(), sf.face_points((100, 60), 0, 0.5).array(), atol=1e-9)

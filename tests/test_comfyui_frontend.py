@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from conftest import ROOT, detector_free
+from conftest import ROOT, skip_without_photo_deps
 from real_comfyui import get
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -58,7 +58,7 @@ def _dialogs(page):
 def test_workflow_in_real_frontend(comfyui_server, page, path):
     url, base = comfyui_server
     with open(path) as f:
-        workflow = detector_free(json.load(f), get(url + "/object_info"))
+        workflow = skip_without_photo_deps(json.load(f))
     page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }", workflow)
     page.wait_for_timeout(1000)
     dialogs = _dialogs(page)

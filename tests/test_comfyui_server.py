@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from conftest import PACK_NODE_IDS, ROOT, detector_free
+from conftest import PACK_NODE_IDS, ROOT, skip_without_photo_deps
 from real_comfyui import PACK_FOLDER, get, post, wait_for
 
 WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))
@@ -40,10 +40,10 @@ def test_workflow_in_real_comfyui(comfyui_server, path):
     url, base = comfyui_server
     info = get(url + "/object_info")
     with open(path) as f:
-        workflow = json.load(f)
+        workflow = skip_without_photo_deps(json.load(f))
     missing = {n["type"] for n in workflow["nodes"] if n["type"] not in info and n["type"] not in ("Note", "MarkdownNote", "Reroute")}
     assert not missing, f"missing nodes: {missing}"
-    prompt = comfy_harness.ui_to_prompt(detector_free(workflow, info), info)
+    prompt = comfy_harness.ui_to_prompt(workflow, info)
     reply = post(url + "/prompt", {"prompt": prompt, "extra_data": {"extra_pnginfo": {"workflow": workflow}}})
     assert not reply.get("node_errors"), reply
     entry = wait_for(url, reply["prompt_id"])
@@ -68,7 +68,7 @@ def test_models_are_freed_and_reloaded_through_comfyui(comfyui_server):
     for node in workflow["nodes"]:
         if node["type"] == "StyleCLIP_OptimizeLatents":
             node["widgets_values"][0] = 2  # steps: a short run is enough here
-    prompt = comfy_harness.ui_to_prompt(detector_free(workflow, info), info)
+    prompt = comfy_harness.ui_to_prompt(workflow, info)
 
     def free():
         request = urllib.request.Request(url + "/free", json.dumps({"unload_models": True, "free_memory": True}).encode(), {"Content-Type": "application/json"})

@@ -1,5 +1,4 @@
-"""Photo nodes: load e4e with its generator, align (points, detector, already aligned), invert, paste back."""
-import importlib.util
+"""Photo nodes: load e4e with its generator, align (points, detectors, already aligned), invert, paste back."""
 import os
 
 import numpy as np
@@ -7,7 +6,7 @@ import pytest
 import torch
 
 import synthetic_face as sf
-from conftest import detector_free
+from conftest import ROOT
 
 
 def photo_nodes(comfy):
@@ -21,14 +20,19 @@ def portrait(comfy):
 
 
 def test_dropdowns(comfy):
+    import json
+
     info = comfy.harness.object_info(comfy.nodes)
     assert "e4e_ffhq_encode.pt" in info["StyleCLIP_LoadE4E"]["input"]["required"]["e4e_name"][1]["options"]
-    options = info["StyleCLIP_AlignFaces"]["input"]["required"]["landmarks"][1]["options"]
+    landmarks = info["StyleCLIP_AlignFaces"]["input"]["required"]["landmarks"][1]
     mod = photo_nodes(comfy)
-    assert options[-2:] == [mod.POINTS, mod.ALREADY_ALIGNED]
-    # the tests' detector-free stand-in names the same entry
-    workflow = {"nodes": [{"id": 1, "type": "StyleCLIP_AlignFaces", "widgets_values": ["face_landmarker.task", "256", ""]}]}
-    assert detector_free(workflow, info)["nodes"][0]["widgets_values"][0] == mod.POINTS
+    # no .task file in the models folder (the tiny stand-ins write none): built-in first and default
+    assert landmarks["options"] == [mod.BUILT_IN, mod.POINTS, mod.ALREADY_ALIGNED] and landmarks["default"] == mod.BUILT_IN
+    # the photo workflows find faces with the built-in detector, which needs no model file
+    for name in ("03_invert_photo.json", "10_edit_photo_by_text.json"):
+        with open(os.path.join(ROOT, "workflows", name)) as f:
+            align_node = next(n for n in json.load(f)["nodes"] if n["type"] == "StyleCLIP_AlignFaces")
+        assert align_node["widgets_values"][0] == mod.BUILT_IN, name
 
 
 def test_load_invert_render_paste(comfy):
@@ -56,45 +60,77 @@ def test_already_aligned_and_1024(comfy):
     assert aligned.shape == (1, 1024, 1024, 3) and alignment[0].image_size == (320, 288)
 
 
+class StandInDetector:
+    """Detects the synthetic portrait's known points in any image that is not flat."""
+
+    def __init__(self, seen, *args):
+        seen.append(args)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def detect(self, rgb):
+        return [sf.face_points(**{k: v for k, v in sf.PORTRAIT_ARGS.items() if k in ("center", "angle_deg", "scale")})] if rgb.std() > 1 else []
+
+
 def test_detector_path(comfy, monkeypatch):
-    """A landmark model picked in the dropdown runs the detector on every image (here a stand-in
-    for MediaPipe, whose model file cannot be had in tests)."""
+    """A landmark model picked in the dropdown runs MediaPipe's Tasks API with it on every image
+    (here a stand-in for the landmarker: the model file cannot be had in tests)."""
+    n = comfy.nodes
     folder = os.path.join(comfy.folder_paths.models_dir, "mediapipe")
     os.makedirs(folder, exist_ok=True)
     model = os.path.join(folder, "face_landmarker.task")
     open(model, "wb").close()
     try:
-        info = comfy.nodes["StyleCLIP_AlignFaces"].object_info()["input"]["required"]["landmarks"][1]
-        assert info["options"][0] == "face_landmarker.task" and info["default"] == "face_landmarker.task"
+        info = comfy.harness.object_info({"x": n["StyleCLIP_AlignFaces"]})["x"]["input"]["required"]["landmarks"][1]
+        assert info["options"][:2] == [photo_nodes(comfy).BUILT_IN, "face_landmarker.task"] and info["default"] == photo_nodes(comfy).BUILT_IN
         photo = torch.cat([portrait(comfy), torch.full((1, 288, 320, 3), 0.5)])
-        if importlib.util.find_spec("mediapipe") is None:
-            with pytest.raises(ImportError, match="pip install mediapipe"):
-                comfy.run("StyleCLIP_AlignFaces", images=photo, landmarks="face_landmarker.task", output_size="256")
         from styleclip_core.photos import align
 
         seen = []
-
-        class Detector:
-            def __init__(self, path):
-                seen.append(path)
-
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                pass
-
-            def detect(self, rgb):
-                return [sf.face_points(**{k: v for k, v in sf.PORTRAIT_ARGS.items() if k in ("center", "angle_deg", "scale")})] if rgb.std() > 1 else []
-
-        monkeypatch.setattr(align, "MediaPipeLandmarker", Detector)
+        monkeypatch.setattr(align, "MediaPipeLandmarker", lambda *args: StandInDetector(seen, *args))
         aligned, alignment = comfy.run("StyleCLIP_AlignFaces", images=photo[:1], landmarks="face_landmarker.task", output_size="256").args
-        assert seen == [model]
+        assert seen == [(model,)]
         expected = comfy.run("StyleCLIP_AlignFaces", images=photo[:1], landmarks=photo_nodes(comfy).POINTS, output_size="256",
                              points=sf.portrait_points_text()).args[0]
         assert (aligned - expected).abs().max() <= 1 / 255 + 1e-6
         with pytest.raises(align.FaceNotFoundError, match="no face found in image 1 of the batch"):
             comfy.run("StyleCLIP_AlignFaces", images=photo, landmarks="face_landmarker.task", output_size="256")
+    finally:
+        os.remove(model)
+
+
+def test_built_in_detector_falls_back_to_a_task_file(comfy, monkeypatch):
+    """The built-in entry uses mediapipe's own face mesh; where the installed mediapipe has none
+    (0.10.30 and later) it takes face_landmarker.task from models/mediapipe, and without one it
+    says what to install or where the file goes."""
+    from styleclip_core.photos import align
+
+    mod = photo_nodes(comfy)
+    photo = portrait(comfy)
+    expected = comfy.run("StyleCLIP_AlignFaces", images=photo, landmarks=mod.POINTS, output_size="256", points=sf.portrait_points_text()).args[0]
+    mesh, tasks = [], []
+    monkeypatch.setattr(align, "MediaPipeFaceMesh", lambda *args: StandInDetector(mesh, *args))
+    monkeypatch.setattr(align, "MediaPipeLandmarker", lambda *args: StandInDetector(tasks, *args))
+    aligned = comfy.run("StyleCLIP_AlignFaces", images=photo, landmarks=mod.BUILT_IN, output_size="256").args[0]
+    assert len(mesh) == 1 and not tasks and (aligned - expected).abs().max() <= 1 / 255 + 1e-6
+
+    def no_mesh(*args):
+        raise align.NoBuiltInFaceMeshError("the installed mediapipe 1.2.3 has no built-in face mesh")
+
+    monkeypatch.setattr(align, "MediaPipeFaceMesh", no_mesh)
+    with pytest.raises(align.NoBuiltInFaceMeshError, match="no built-in face mesh"):
+        comfy.run("StyleCLIP_AlignFaces", images=photo, landmarks=mod.BUILT_IN, output_size="256")
+    folder = os.path.join(comfy.folder_paths.models_dir, "mediapipe")
+    os.makedirs(folder, exist_ok=True)
+    model = os.path.join(folder, "face_landmarker.task")
+    open(model, "wb").close()
+    try:
+        aligned = comfy.run("StyleCLIP_AlignFaces", images=photo, landmarks=mod.BUILT_IN, output_size="256").args[0]
+        assert tasks == [(model, 8)] and (aligned - expected).abs().max() <= 1 / 255 + 1e-6
     finally:
         os.remove(model)
 

@@ -48,11 +48,13 @@ PAGES = [
           "StyleCLIP_ImageGrid"],
          ["01_generate_faces.json"]),
     Page("photos", "Real photos: align, invert (e4e), paste back",
-         "Edit your own photos: *Align Faces* crops each face the way FFHQ expects, *Invert Images (e4e)* turns "
-         "the crops into W+ latents, any edit runs on those latents, and *Paste Face Back* warps the edited "
-         "face into the original photo. See the README's section on real photos for the differences from e4e's "
-         "reference scripts.",
-         ["StyleCLIP_LoadE4E", "StyleCLIP_AlignFaces", "StyleCLIP_InvertImages", "StyleCLIP_PasteFaceBack"],
+         "Edit your own photos: *Align Faces* crops each face the way FFHQ expects (finding it with the face mesh "
+         "built into the mediapipe package), *Invert Images (e4e)* turns the crops into W+ latents, any edit runs on "
+         "those latents, and *Paste Face Back* warps the edited face into the original photo. The example workflows "
+         "start from *Example Portrait* (NASA's public-domain astronaut photo that comes with scikit-image); put "
+         "ComfyUI's *Load Image* in its place for your own photos. See the README's section on real photos for the "
+         "differences from e4e's reference scripts.",
+         ["StyleCLIP_ExamplePortrait", "StyleCLIP_LoadE4E", "StyleCLIP_AlignFaces", "StyleCLIP_InvertImages", "StyleCLIP_PasteFaceBack"],
          ["03_invert_photo.json", "10_edit_photo_by_text.json"]),
     Page("text_edits", "Text edits: CLIP, losses, latent optimisation, CLIP score",
          "StyleCLIP's latent optimisation: load CLIP (and optionally ArcFace), chain loss nodes into a loss set "
@@ -338,7 +340,7 @@ def page_text(page: Page, info: dict, placeholders: dict) -> str:
         lines += [
             f"![{wf} opened in the ComfyUI frontend](../images/{shot})", "",
             f"*`{wf}` in the ComfyUI frontend after a run with the {TINY_CAPTION}"
-            + (" (Align Faces was given typed eye and mouth points: the stand-ins include no MediaPipe model)" if photo else "")
+            + (" (the picture shows the workflow's earlier version, run on a synthetic test portrait with typed eye and mouth points)" if photo else "")
             + ". Open it from the template browser or drag the JSON file onto the canvas.*", "",
             f"![Images saved by {wf}](../images/{output})", "",
             f"*What `{wf}` saved when run in ComfyUI with the {TINY_CAPTION}.*", "",

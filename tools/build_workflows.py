@@ -216,15 +216,27 @@ WORKFLOWS = {
     ),
 }
 
+# The photo workflows start from the pack's Example Portrait (scikit-image's public-domain
+# astronaut.png), so they run on a fresh install: ComfyUI's input folder has no photo of ours.
+PHOTO_NOTE = (
+    "The photo is the Example Portrait node: NASA's public-domain photo of astronaut Eileen Collins, which comes with "
+    "scikit-image (the pack's requirements). For your own photo, replace it with Load Image and connect its IMAGE output to "
+    "Align Faces' images and Paste Face Back's photos."
+)
+DETECTOR_NOTE = (
+    "Align Faces finds the face with the face mesh built into the mediapipe package (the pack's requirements, mediapipe 0.10.14 "
+    "on Python 3.10 to 3.12): no model file. With mediapipe 0.10.30 or later (Python 3.13) it needs face_landmarker.task in "
+    "ComfyUI/models/mediapipe instead; or set its landmarks to points and type the eye and mouth positions. See the README."
+)
+
 WORKFLOWS["03_invert_photo"] = dict(
     note="Invert a real photo with e4e and paste the reconstruction back into it.\n"
-    "Needs e4e_ffhq_encode.pt in ComfyUI/models/e4e (it holds the generator too), and for face detection "
-    "'pip install mediapipe' + face_landmarker.task in ComfyUI/models/mediapipe. Without them, set Align Faces' "
-    "landmarks to points (type the eye and mouth positions) or to 'already aligned' for FFHQ-style crops. See the README.",
+    f"{PHOTO_NOTE}\n"
+    "Needs e4e_ffhq_encode.pt in ComfyUI/models/e4e (it holds the generator too). " + DETECTOR_NOTE,
     nodes=[
-        node(1, "LoadImage", {"image": "portrait.png"}),
+        node(1, "StyleCLIP_ExamplePortrait", {}, title="Example Portrait (swap in Load Image for your photo)"),
         node(2, "StyleCLIP_LoadE4E", {"e4e_name": "e4e_ffhq_encode.pt", "ops_backend": "auto"}),
-        node(3, "StyleCLIP_AlignFaces", {"landmarks": "face_landmarker.task", "output_size": "256", "points": ""}, {"images": (1, 0)}),
+        node(3, "StyleCLIP_AlignFaces", {"landmarks": "built-in (mediapipe package)", "output_size": "256", "points": ""}, {"images": (1, 0)}),
         node(4, "StyleCLIP_InvertImages", {"chunk_size": 4}, {"e4e": (2, 0), "images": (3, 0)}),
         node(5, "StyleCLIP_Synthesize", {"noise": "const"}, {"generator": (2, 1), "latents": (4, 0)}),
         node(6, "StyleCLIP_PasteFaceBack", {"feather": 0.1}, {"photos": (1, 0), "faces": (5, 0), "alignment": (3, 1)}),
@@ -261,14 +273,14 @@ WORKFLOWS["09_masked_text_edit"] = dict(
 
 WORKFLOWS["10_edit_photo_by_text"] = dict(
     note="Edit a real photo by text: align the face, invert it with e4e, optimise its W+ code toward the text, render, paste back.\n"
+    f"{PHOTO_NOTE}\n"
     "Only 20 optimisation steps (about 1.5 minutes on a 2-core CPU at 1024 px): a light edit; use 40 (StyleCLIP's notebook) "
     "or more on a GPU for stronger ones. Add Identity Loss (model_ir_se50.pth) to the chain to keep the person recognisable.\n"
-    "Models: e4e_ffhq_encode.pt (models/e4e, holds the generator), ViT-B-32.pt (models/openclip), and for face detection "
-    "'pip install mediapipe' + face_landmarker.task (models/mediapipe), or set Align Faces' landmarks to points. See the README.",
+    "Models: e4e_ffhq_encode.pt (models/e4e, holds the generator), ViT-B-32.pt (models/openclip). " + DETECTOR_NOTE,
     nodes=[
-        node(1, "LoadImage", {"image": "portrait.png"}),
+        node(1, "StyleCLIP_ExamplePortrait", {}, title="Example Portrait (swap in Load Image for your photo)"),
         node(2, "StyleCLIP_LoadE4E", {"e4e_name": "e4e_ffhq_encode.pt", "ops_backend": "auto"}),
-        node(3, "StyleCLIP_AlignFaces", {"landmarks": "face_landmarker.task", "output_size": "256", "points": ""}, {"images": (1, 0)}),
+        node(3, "StyleCLIP_AlignFaces", {"landmarks": "built-in (mediapipe package)", "output_size": "256", "points": ""}, {"images": (1, 0)}),
         node(4, "StyleCLIP_InvertImages", {"chunk_size": 4}, {"e4e": (2, 0), "images": (3, 0)}),
         node(5, "StyleCLIP_LoadCLIP", {"clip_name": "ViT-B-32.pt", "architecture": "auto", "image_preprocessing": "styleclip"}),
         node(6, "StyleCLIP_CLIPLoss", {"text": "a smiling person", "weight": 1.0}, {"clip": (5, 0)}),

@@ -141,7 +141,6 @@ def saved_images(entry: dict, base: str, prompt: dict) -> list[tuple[str, list[s
 
 def shoot(page, url: str, base: str, path: str, timeout: float) -> tuple[str, str]:
     import comfy_harness
-    from conftest import detector_free
     from real_comfyui import get
 
     from build_docs import image_names
@@ -149,7 +148,7 @@ def shoot(page, url: str, base: str, path: str, timeout: float) -> tuple[str, st
     name = os.path.basename(path)
     info = get(url + "/object_info")
     with open(path) as f:
-        workflow = detector_free(json.load(f), info)
+        workflow = json.load(f)
     page.set_viewport_size(viewport_for(workflow))
     page.evaluate("async ([wf, name]) => { await window.app.loadGraphData(wf, true, true, name); }", [workflow, name])
     page.wait_for_timeout(1000)

@@ -150,7 +150,9 @@ CATALOG: list[ModelFile] = [
               f"MIT (code); trained on CelebAMask-HQ ({NC} research use)", "about 51 MB", "Face Parsing Mask (mask-local edits)", _parser),
     ModelFile("landmarks", "face_landmarker.task", "mediapipe",
               "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/latest/face_landmarker.task",
-              "MediaPipe Face Landmarker model (needs `pip install mediapipe`)", "Apache-2.0", "about 3.6 MB", "Align Faces (detecting faces in photos)", _mediapipe),
+              "MediaPipe Face Landmarker model (Tasks API); only needed with mediapipe 0.10.30 or later (Python 3.13), "
+              "which has no built-in face mesh", "Apache-2.0", "about 3.6 MB",
+              "Align Faces with mediapipe 0.10.30 or later (optional: the requirements' mediapipe 0.10.14 finds faces without it)", _mediapipe),
     ModelFile("fs3", "fs3.npy", "styleclip_global",
               "https://github.com/orpatashnik/StyleCLIP/tree/main/global_torch/npy/ffhq",
               "StyleCLIP repository, global_torch/npy/ffhq/fs3.npy (or compute it with the pack's channel relevance)", "MIT (StyleCLIP)",

@@ -225,10 +225,34 @@ def detect_points(detector, images: torch.Tensor) -> list[FacePoints]:
 MEDIAPIPE_EYE_LEFT = (33, 160, 158, 133, 153, 144)
 MEDIAPIPE_EYE_RIGHT = (362, 385, 387, 263, 373, 380)
 MEDIAPIPE_MOUTH_LEFT, MEDIAPIPE_MOUTH_RIGHT = 61, 291
+# mediapipe releases that carry their face mesh inside the wheel (mediapipe/modules/face_landmark/
+# *.tflite, run by the legacy ``mediapipe.solutions`` API), as the PyPI wheels of 0.10.5 to 1.2.3 show:
+# 0.10.5 to 0.10.21 (per-Python wheels: cp310/cp311 from 0.10.5, cp312 from 0.10.13; none for
+# cp313). 0.10.15 to 0.10.21 require numpy<2; 0.10.14 puts no cap on numpy and runs with numpy
+# 2.4. 0.10.30 and later (1.x included) are one py3-none wheel for every Python, the only ones for
+# Python 3.13: no mediapipe.solutions and no models, only the Tasks API with a model file
+# (face_landmarker.task) of one's own. requirements.txt installs 0.10.14 below Python 3.13.
+MEDIAPIPE_BUILTIN_VERSION = "0.10.14"
+FACE_LANDMARKER_URL = "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/latest/face_landmarker.task"
 MEDIAPIPE_MISSING = (
-    "face detection needs MediaPipe: pip install mediapipe (in the Python that runs ComfyUI), and its "
-    "face_landmarker.task model in ComfyUI/models/mediapipe (see the StyleCLIP pack's README)"
+    "face detection needs MediaPipe: install the StyleCLIP pack's requirements (pip install -r requirements.txt in the Python "
+    f"that runs ComfyUI; on Python 3.10 to 3.12 that is mediapipe=={MEDIAPIPE_BUILTIN_VERSION}, whose wheel carries the face "
+    "mesh model), or set Align Faces' landmarks to points (see the StyleCLIP pack's README)"
 )
+
+
+class NoBuiltInFaceMeshError(ImportError):
+    """The installed mediapipe has no ``mediapipe.solutions`` face mesh (0.10.30 and later)."""
+
+
+def _import_mediapipe():
+    try:
+        import mediapipe as mp
+    except ImportError as e:
+        if isinstance(e, ModuleNotFoundError) and e.name == "mediapipe":
+            raise ImportError(MEDIAPIPE_MISSING) from None
+        raise ImportError(f"{MEDIAPIPE_MISSING}. The installed mediapipe did not import: {e}") from e
+    return mp
 
 
 def points_from_mediapipe(landmarks: np.ndarray, width: int, height: int) -> FacePoints:
@@ -245,8 +269,8 @@ class MediaPipeLandmarker:
     """MediaPipe's Face Landmarker (``face_landmarker.task``) behind ``detect(uint8 [H, W, 3])``."""
 
     def __init__(self, model_path: str, max_faces: int = 8):
+        mp = _import_mediapipe()
         try:
-            import mediapipe as mp
             from mediapipe.tasks.python import BaseOptions, vision
         except ImportError:
             raise ImportError(MEDIAPIPE_MISSING) from None
@@ -273,6 +297,77 @@ class MediaPipeLandmarker:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class MediaPipeFaceMesh:
+    """The face mesh that comes inside the mediapipe wheel (no model file: the legacy
+    ``mediapipe.solutions.face_mesh`` with refined landmarks, 478 points) behind
+    ``detect(uint8 [H, W, 3])``. Raises NoBuiltInFaceMeshError where the installed mediapipe has
+    no solutions API (0.10.30 and later; see MEDIAPIPE_BUILTIN_VERSION)."""
+
+    def __init__(self, max_faces: int = 8, min_confidence: float = 0.5):
+        mp = _import_mediapipe()
+        face_mesh = getattr(getattr(mp, "solutions", None), "face_mesh", None)
+        if face_mesh is None:
+            version = getattr(mp, "__version__", "?")
+            raise NoBuiltInFaceMeshError(
+                f"the installed mediapipe {version} has no built-in face mesh (mediapipe.solutions, and the models inside the wheel, "
+                f"ended with 0.10.21): on Python 3.10 to 3.12 pip install mediapipe=={MEDIAPIPE_BUILTIN_VERSION} (the pack's "
+                f"requirements); on Python 3.13 put face_landmarker.task ({FACE_LANDMARKER_URL}) in ComfyUI/models/mediapipe; "
+                "or set Align Faces' landmarks to points"
+            )
+        self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True,
+                                        min_detection_confidence=min_confidence)
+
+    def detect(self, rgb: np.ndarray) -> list[FacePoints]:
+        result = self._mesh.process(np.ascontiguousarray(rgb[..., :3]))
+        h, w = rgb.shape[:2]
+        return [points_from_mediapipe(np.array([[p.x, p.y] for p in face.landmark]), w, h) for face in result.multi_face_landmarks or []]
+
+    def close(self):
+        self._mesh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def builtin_detector(task_model: str | None = None, max_faces: int = 8):
+    """The mediapipe package's own face mesh; where the installed mediapipe has none, the Tasks
+    API's landmarker with ``task_model`` (a face_landmarker.task path) when one is given."""
+    try:
+        return MediaPipeFaceMesh(max_faces)
+    except NoBuiltInFaceMeshError:
+        if task_model is None:
+            raise
+        return MediaPipeLandmarker(task_model, max_faces)
+
+
+# ---------------------------------------------------------------------------------------------
+# Example photo
+
+EXAMPLE_PORTRAIT_MISSING = (
+    "the example portrait is NASA's astronaut.png that comes with scikit-image: pip install scikit-image (the StyleCLIP "
+    "pack's requirements) in the Python that runs ComfyUI, or use Load Image with a photo of your own"
+)
+
+
+def example_portrait() -> np.ndarray:
+    """NASA's public-domain portrait of astronaut Eileen Collins (uint8 [512, 512, 3]), read from
+    the file inside the installed scikit-image (``skimage.data.astronaut()``'s file, without its
+    download machinery: nothing is fetched or written)."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("skimage")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    path = next((p for p in (os.path.join(f, "data", "astronaut.png") for f in folders) if os.path.isfile(p)), None)
+    if path is None:
+        raise FileNotFoundError(EXAMPLE_PORTRAIT_MISSING if spec is None else f"this scikit-image has no data/astronaut.png; {EXAMPLE_PORTRAIT_MISSING}")
+    with Image.open(path) as img:
+        return np.array(img.convert("RGB"))
 
 
 # ---------------------------------------------------------------------------------------------
