@@ -14,17 +14,47 @@ def test_there_are_workflows():
     assert WORKFLOWS
 
 
+class _Watched:
+    """A node class whose runs are noted in ``running`` (the harness runs one node at a time)."""
+
+    def __init__(self, cls, name, running):
+        self._cls, self._name, self._running = cls, name, running
+
+    def __getattr__(self, attr):
+        return getattr(self._cls, attr)
+
+    def execute(self, **kwargs):
+        self._running[:] = [self._name]
+        return self._cls.execute(**kwargs)
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=os.path.basename)
-def test_workflow_runs(comfy, path):
+def test_workflow_runs(comfy, path, monkeypatch):
+    """... and every node that shows an image on the canvas while it runs (a preview on its
+    progress bar) or after (images in its result) is one the layout gives room for a preview."""
+    from build_workflows import IMAGE_NODES
+    from comfy.utils import ProgressBar
+
     with open(path) as f:
         workflow = json.load(f)
     info = comfy.harness.object_info(comfy.nodes)
     prompt = comfy.harness.ui_to_prompt(detector_free(workflow, info), info)
-    results = comfy.harness.execute(prompt, comfy.nodes)
+    running, shown = [], set()
+    update = ProgressBar.update_absolute
+
+    def update_absolute(self, value, total=None, preview=None):
+        if preview is not None:
+            shown.add(running[0])
+        return update(self, value, total, preview)
+
+    monkeypatch.setattr(ProgressBar, "update_absolute", update_absolute)
+    results = comfy.harness.execute(prompt, {name: _Watched(cls, name, running) for name, cls in comfy.nodes.items()})
     saved = [img for _, ui in results.values() if ui and "images" in ui for img in ui["images"] if "filename" in img]
     for img in saved:
         assert os.path.isfile(os.path.join(comfy.folder_paths.get_output_directory(), img["subfolder"], img["filename"]))
     assert results, "the workflow has no output node"
+    shown |= {prompt[k]["class_type"] for k, (_, ui) in results.items() if ui and ui.get("images")}
+    assert shown and shown <= IMAGE_NODES, f"nodes that show images but are laid out without room for them: {shown - IMAGE_NODES}"
 
 
 def test_seed_control_values_are_skipped(comfy):
