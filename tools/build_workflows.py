@@ -51,11 +51,12 @@ ROW_GAP = 40  # between one node's bottom and the next one's title bar
 PREVIEW_MIN_HEIGHT = 220
 FREE_BELOW = 240
 TOP = 60
-# Node types that show an image on the canvas: output nodes whose result is images, and pack nodes
-# whose progress bar sends a preview (NodeProgress with an image: rendering, optimising, training,
-# computing channel relevance). tests/test_workflows.py checks the list against what runs show.
+# Node types that show an image on the canvas: Load Image (the chosen file), output nodes whose
+# result is images, and pack nodes whose progress bar sends a preview (NodeProgress with an image:
+# rendering, optimising, training, computing channel relevance). tests/test_workflows.py checks
+# the list against what runs show.
 IMAGE_NODES = frozenset({
-    "SaveImage", "PreviewImage",
+    "LoadImage", "SaveImage", "PreviewImage",
     "StyleCLIP_Synthesize", "StyleCLIP_OptimizeLatents", "StyleCLIP_TrainMapper", "StyleCLIP_ChannelRelevance",
 })
 
@@ -172,6 +173,8 @@ def shown_images(n, spec_nodes) -> tuple[int, float]:
         return 1, 1.0
 
     t, w = n["type"], n["widgets"]
+    if t == "LoadImage":
+        return 1, 1.0
     if t == "StyleCLIP_SampleLatents":
         return int(w.get("batch_size", 1)), 1.0
     if t == "StyleCLIP_ApplyGlobalDirection":
@@ -189,7 +192,7 @@ def shown_images(n, spec_nodes) -> tuple[int, float]:
 def preview_height(n, spec_nodes) -> int:
     """Room for the image preview of node ``n`` at NODE_WIDTH: what it shows laid out in a grid
     near-square in cells (as the frontend draws a batch), at least PREVIEW_MIN_HEIGHT."""
-    if n["type"] in ("SaveImage", "PreviewImage"):
+    if n["type"] in ("LoadImage", "SaveImage", "PreviewImage"):
         count, aspect = shown_images(n, spec_nodes)
     elif n["type"] == "StyleCLIP_TrainMapper":  # the step's original faces above their edits
         count, aspect = 1, 2 / int(n["widgets"].get("batch_size", 2))
