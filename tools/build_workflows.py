@@ -26,7 +26,13 @@ FRONTEND_MODEL_EXTENSIONS = (".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetenso
 
 def node_models(widgets: dict) -> list[dict]:
     """The official files a node's widgets name, with where to get them, as the frontend's
-    missing-models notice reads them (``properties.models``: name, url, directory[, hash])."""
+    missing-models notice reads them (``properties.models``: name, url, directory[, hash]).
+
+    The URL is the publisher's (the model catalog's). Frontend 1.27.10's missing-models dialog
+    (MissingModelsWarning) enables Download only for a URL starting with https://civitai.com/ or
+    https://huggingface.co/ whose file name ends in .safetensors or .sft, or for three URLs it
+    lists; every official file here is .pt/.pth, so no mirror would be allowed either, and the
+    dialog's message shows the publisher's URL it refuses."""
     from styleclip_core.model_catalog import by_filename
 
     found = []
