@@ -5,4 +5,7 @@ does the work is ``styleclip_core`` (usable without ComfyUI); ``nodes`` adapts i
 """
 from .nodes import comfy_entrypoint
 
-__all__ = ["comfy_entrypoint"]
+# The frontend extension in web/: it lists the pack's workflow templates in their numbered order.
+WEB_DIRECTORY = "./web"
+
+__all__ = ["comfy_entrypoint", "WEB_DIRECTORY"]

@@ -70,4 +70,39 @@ def test_workflow_in_real_frontend(comfyui_server, page, path):
     entry = _next_finished(url, before)
     assert entry is not None, "the page queued nothing: " + str(_dialogs(page))
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"], indent=1)[:3000]
+    # with the run's images and previews on the canvas, no node has grown over another
+    page.wait_for_timeout(1500)
+    boxes = page.evaluate("""() => window.app.graph._nodes.map(n => ({id: n.id, type: n.type, imgs: (n.imgs || []).length,
+        box: [n.pos[0], n.pos[1] - LiteGraph.NODE_TITLE_HEIGHT, n.pos[0] + n.size[0], n.pos[1] + n.size[1]]}))""")
+    clashes = [(a["id"], a["type"], b["id"], b["type"]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+               if a["box"][0] < b["box"][2] and b["box"][0] < a["box"][2] and a["box"][1] < b["box"][3] and b["box"][1] < a["box"][3]]
+    assert not clashes, f"nodes overlapping after the run: {clashes}"
+    assert any(b["imgs"] for b in boxes), "no node shows an image after the run"
+    page.keyboard.press("Escape")
+
+
+def test_templates_in_the_template_browser(comfyui_server, page):
+    """The pack's category of the template browser lists its workflows in their numbered order,
+    each card with its thumbnail loaded."""
+    from real_comfyui import PACK_FOLDER
+
+    page.evaluate("async () => { await window.app.extensionManager.command.execute('Comfy.BrowseTemplates'); }")
+    page.get_by_text(PACK_FOLDER, exact=True).first.click()
+    page.wait_for_timeout(1500)
+    cards = page.evaluate("""async () => {
+        const cards = [];
+        for (const c of document.querySelectorAll('[data-testid^="template-workflow-"]')) {
+            c.scrollIntoView();  // thumbnails load when their card comes into view
+            const imgs = () => Array.from(c.querySelectorAll('img'));
+            for (let i = 0; i < 50 && !(imgs().length && imgs().every(im => im.complete && im.naturalWidth)); i++)
+                await new Promise(r => setTimeout(r, 100));
+            cards.push({name: c.dataset.testid.slice('template-workflow-'.length),
+                        images: imgs().map(im => [im.complete, im.naturalWidth, im.naturalHeight])});
+        }
+        return cards;
+    }""")
+    names = [c["name"] for c in cards]
+    assert names == sorted(os.path.splitext(os.path.basename(p))[0] for p in WORKFLOWS), names
+    for card in cards:  # the pictures are the thumbnails (fetched into blob: URLs), not placeholders
+        assert card["images"] and all(img == [True, 512, 384] for img in card["images"]), card
     page.keyboard.press("Escape")

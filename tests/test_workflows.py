@@ -105,8 +105,27 @@ def _distinct(images, what):
         assert np.abs(a - b).mean() > 1 / 255, f"{what}: images {i} and {j} are alike"
 
 
+class _Watched:
+    """A node class whose runs are noted in ``running`` (the harness runs one node at a time)."""
+
+    def __init__(self, cls, name, running):
+        self._cls, self._name, self._running = cls, name, running
+
+    def __getattr__(self, attr):
+        return getattr(self._cls, attr)
+
+    def execute(self, **kwargs):
+        self._running[:] = [self._name]
+        return self._cls.execute(**kwargs)
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=os.path.basename)
-def test_workflow_runs_and_saves(comfy, path):
+def test_workflow_runs_and_saves(comfy, path, monkeypatch):
+    """... and every node that shows an image on the canvas while it runs (a preview on its
+    progress bar) or after (images in its result) is one the layout gives room for a preview."""
+    from build_workflows import IMAGE_NODES
+    from comfy.utils import ProgressBar
+
     with open(path) as f:
         workflow = skip_without_photo_deps(json.load(f))
     # a new user's input folder holds no image of ours: the photo workflows start from Example Portrait
@@ -115,7 +134,18 @@ def test_workflow_runs_and_saves(comfy, path):
     info = comfy.harness.object_info(comfy.nodes)
     prompt = comfy.harness.ui_to_prompt(workflow, info)
     before = _output_files(comfy)
-    results = comfy.harness.execute(prompt, comfy.nodes)
+    running, shown = [], set()
+    update = ProgressBar.update_absolute
+
+    def update_absolute(self, value, total=None, preview=None):
+        if preview is not None:
+            shown.add(running[0])
+        return update(self, value, total, preview)
+
+    monkeypatch.setattr(ProgressBar, "update_absolute", update_absolute)
+    results = comfy.harness.execute(prompt, {name: _Watched(cls, name, running) for name, cls in comfy.nodes.items()})
+    shown |= {prompt[k]["class_type"] for k, (_, ui) in results.items() if ui and ui.get("images")}
+    assert shown and shown <= IMAGE_NODES, f"nodes that show images but are laid out without room for them: {shown - IMAGE_NODES}"
     new = _output_files(comfy) - before
     saved = _by_prefix(new)
     assert {k: len(v) for k, v in saved.items()} == {k: e.count if isinstance(e, Images) else 1 for k, e in expected["outputs"].items()}

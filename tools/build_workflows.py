@@ -8,6 +8,7 @@ It uses the stand-in ComfyUI of the tests to read the nodes' schemas.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 
@@ -25,7 +26,13 @@ FRONTEND_MODEL_EXTENSIONS = (".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetenso
 
 def node_models(widgets: dict) -> list[dict]:
     """The official files a node's widgets name, with where to get them, as the frontend's
-    missing-models notice reads them (``properties.models``: name, url, directory[, hash])."""
+    missing-models notice reads them (``properties.models``: name, url, directory[, hash]).
+
+    The URL is the publisher's (the model catalog's). Frontend 1.27.10's missing-models dialog
+    (MissingModelsWarning) enables Download only for a URL starting with https://civitai.com/ or
+    https://huggingface.co/ whose file name ends in .safetensors or .sft, or for three URLs it
+    lists; every official file here is .pt/.pth, so no mirror would be allowed either, and the
+    dialog's message shows the publisher's URL it refuses."""
     from styleclip_core.formats.model_catalog import by_filename
 
     found = []
@@ -35,6 +42,29 @@ def node_models(widgets: dict) -> list[dict]:
             found.append({"name": entry.filename, "url": entry.url, "directory": entry.folder,
                           **({"hash": entry.sha256, "hash_type": "SHA256"} if entry.sha256 else {})})
     return found
+
+
+# Layout (canvas units). LiteGraph draws a node's title bar above its ``pos`` and the node's body
+# from ``pos`` down ``size[1]``. A node that shows an image (a saved image, or the preview a pack
+# node sends while it runs) gets an image preview widget that takes the free room in its body and
+# at least PREVIEW_MIN_HEIGHT (the frontend's ImagePreviewWidget.computeLayoutSize); a body too
+# short for it grows downwards over whatever is below. So such nodes are laid out with the room
+# for their preview inside their size, and nothing is placed in FREE_BELOW under them.
+NODE_WIDTH = 340
+COLUMN_STEP = 380
+TITLE_HEIGHT = 30  # LiteGraph.NODE_TITLE_HEIGHT
+ROW_GAP = 40  # between one node's bottom and the next one's title bar
+PREVIEW_MIN_HEIGHT = 220
+FREE_BELOW = 240
+TOP = 60
+# Node types that show an image on the canvas: Load Image (the chosen file), output nodes whose
+# result is images, and pack nodes whose progress bar sends a preview (NodeProgress with an image:
+# rendering, optimising, training, computing channel relevance). tests/test_workflows.py checks
+# the list against what runs show.
+IMAGE_NODES = frozenset({
+    "LoadImage", "SaveImage", "PreviewImage",
+    "StyleCLIP_Synthesize", "StyleCLIP_OptimizeLatents", "StyleCLIP_TrainMapper", "StyleCLIP_ChannelRelevance",
+})
 
 
 def node(id, type, widgets=None, inputs=None, title=None):
@@ -47,7 +77,6 @@ def build(spec_nodes, info, note=None):
     consumers: dict[tuple, list] = {}
     columns = _columns(spec_nodes)
     order = sorted(spec_nodes, key=lambda n: (columns[n["id"]], n["id"]))
-    rows: dict[int, int] = {}
     for n in order:
         for name, (src, slot) in n["inputs"].items():
             link_id = len(links) + 1
@@ -56,9 +85,6 @@ def build(spec_nodes, info, note=None):
             consumers.setdefault((src, slot), []).append(link_id)
     for index, n in enumerate(order):
         node_info = info[n["type"]]
-        col = columns[n["id"]]
-        row = rows.get(col, 0)
-        rows[col] = row + 1
         ui_inputs = []
         slot_of = {}
         for group in ("required", "optional"):
@@ -97,13 +123,14 @@ def build(spec_nodes, info, note=None):
         if models:
             properties["models"] = models
         ui = {
-            "id": n["id"], "type": n["type"], "pos": [40 + 380 * col, 60 + 330 * row], "size": [340, 110 + 26 * len(widgets_values)],
+            "id": n["id"], "type": n["type"], "pos": [0, 0], "size": [NODE_WIDTH, _node_height(n, spec_nodes, len(widgets_values))],
             "flags": {}, "order": index, "mode": 0, "inputs": ui_inputs, "outputs": outputs,
             "properties": properties, "widgets_values": widgets_values,
         }
         if n["title"]:
             ui["title"] = n["title"]
         ui_nodes.append(ui)
+    _place(ui_nodes, columns)
     for link in links:  # the frontend stores the target slot index, not the input name
         target = next(u for u in ui_nodes if u["id"] == link[3])
         link[4] = next(i for i, inp in enumerate(target["inputs"]) if inp["name"] == link[4])
@@ -115,6 +142,71 @@ def build(spec_nodes, info, note=None):
         "last_node_id": max(n["id"] for n in ui_nodes), "last_link_id": len(links),
         "nodes": ui_nodes, "links": links, "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}}, "version": 0.4,
     }
+
+
+def body_height(widget_count: int) -> int:
+    """A node's height without an image preview (roomier than LiteGraph's computeSize)."""
+    return 110 + 26 * widget_count
+
+
+def _node_height(n, spec_nodes, widget_count):
+    height = body_height(widget_count)
+    if n["type"] in IMAGE_NODES:
+        height += preview_height(n, spec_nodes)
+    return height
+
+
+def _place(ui_nodes, columns):
+    """Columns by graph depth; in each, nodes top to bottom by id, each below the previous one's
+    body (plus FREE_BELOW under a node that shows an image)."""
+    bottom: dict[int, int] = {}
+    for ui in sorted(ui_nodes, key=lambda u: u["id"]):
+        col = columns[ui["id"]]
+        y = bottom[col] + TITLE_HEIGHT + ROW_GAP if col in bottom else TOP
+        ui["pos"] = [40 + COLUMN_STEP * col, y]
+        bottom[col] = y + ui["size"][1] + (FREE_BELOW if ui["type"] in IMAGE_NODES else 0)
+
+
+def shown_images(n, spec_nodes) -> tuple[int, float]:
+    """(count, height / width of one) of the images node ``n`` puts out or passes on, from the
+    workflow's sizes: a batch of sampled latents, alpha sweeps, grids, a loaded photo."""
+    by_id = {m["id"]: m for m in spec_nodes}
+
+    def upstream(*names):
+        for name in names:
+            if name in n["inputs"]:
+                return shown_images(by_id[n["inputs"][name][0]], spec_nodes)
+        return 1, 1.0
+
+    t, w = n["type"], n["widgets"]
+    if t == "LoadImage":
+        return 1, 1.0
+    if t == "StyleCLIP_SampleLatents":
+        return int(w.get("batch_size", 1)), 1.0
+    if t == "StyleCLIP_ApplyGlobalDirection":
+        count, aspect = upstream("latents")
+        return count * len(str(w.get("alphas", "0")).split(",")), aspect
+    if t == "StyleCLIP_ImageGrid":
+        count, aspect = upstream("images")
+        src = by_id[n["inputs"]["columns"][0]] if "columns" in n["inputs"] else None
+        cols = len(str(src["widgets"].get("alphas", "0")).split(",")) if src else int(w.get("columns", 5))
+        cols = min(cols, count)
+        return 1, aspect * -(-count // cols) / cols
+    return upstream("images", "latents", "original", "faces", "photos")
+
+
+def preview_height(n, spec_nodes) -> int:
+    """Room for the image preview of node ``n`` at NODE_WIDTH: what it shows laid out in a grid
+    near-square in cells (as the frontend draws a batch), at least PREVIEW_MIN_HEIGHT."""
+    if n["type"] in ("LoadImage", "SaveImage", "PreviewImage"):
+        count, aspect = shown_images(n, spec_nodes)
+    elif n["type"] == "StyleCLIP_TrainMapper":  # the step's original faces above their edits
+        count, aspect = 1, 2 / int(n["widgets"].get("batch_size", 2))
+    else:  # the progress preview: the first image of the batch
+        count, aspect = 1, 1.0
+    cols = math.ceil(math.sqrt(count))
+    rows = -(-count // cols)
+    return max(PREVIEW_MIN_HEIGHT + 20, min(NODE_WIDTH, round(NODE_WIDTH * aspect * rows / cols)))
 
 
 def _columns(spec_nodes):

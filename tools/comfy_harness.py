@@ -285,10 +285,13 @@ def set_widgets(workflow: dict, info: dict, node_type: str, **values) -> dict:
 def custom_validated(node_class) -> list[str]:
     """Inputs a node validates itself (its ``validate_inputs`` names them): ComfyUI then skips its
     own list and range checks for them (execution.validate_inputs) and asks the node instead."""
-    own = node_class.__dict__.get("validate_inputs") if node_class is not None else None
-    if own is None:
-        return []
     import inspect
+
+    from comfy_api.latest import io
+
+    own = getattr(node_class, "validate_inputs", None)
+    if own is None or getattr(own, "__func__", own) is getattr(getattr(io.ComfyNode, "validate_inputs", None), "__func__", None):
+        return []
 
     return [p for p in inspect.signature(getattr(node_class, "validate_inputs")).parameters if p != "kwargs"]
 
