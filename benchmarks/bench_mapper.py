@@ -14,7 +14,7 @@ CLIP loss + 0.8 x latent MSE + 0.1 x ID loss) with a seeded random full-size con
 a random full-size ViT-B/32 (open_clip 'ViT-B-32-quickgelu' built without pretrained weights) and
 a random full-size ArcFace IR-SE50, all weights the same on both sides:
 
-* ours: ``styleclip_core.mapper_training.MapperTrainer.step`` (frozen networks, text encoded once,
+* ours: ``styleclip_core.edits.mapper_training.MapperTrainer.step`` (frozen networks, text encoded once,
   the CLIP resize as a matrix product, our generator path);
 * reference: the coach's step written from SPEC.md 5.3 on the reference generator path:
   nn.Upsample(7) + AvgPool2d, OpenAI-style ``model(image, text)`` (text encoded every step),

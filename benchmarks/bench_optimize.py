@@ -7,7 +7,7 @@ One optimisation step = render W+ -> image, CLIP loss + 0.008 x latent L2, backw
 full-size config-f generator and the same random full-size ViT-B/32 (open_clip
 'ViT-B-32-quickgelu', built without pretrained weights), each in its own process.
 
-* ours: ``styleclip_core.optimize.LatentOptimizer`` (frozen weights, text encoded once, the
+* ours: ``styleclip_core.edits.optimize.LatentOptimizer`` (frozen weights, text encoded once, the
   resize as a matrix product, our generator path);
 * reference: the loop of run_optimization.py written from SPEC.md 4 on the reference generator
   path (``reference_equivalent.to_reference_path``): nn.Upsample(7) + AvgPool2d, OpenAI-style

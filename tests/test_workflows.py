@@ -19,7 +19,7 @@ from conftest import ROOT, skip_without_photo_deps
 
 WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))
 W_PLUS = (10, 64)  # rows and width of the tiny stand-in generator's W+ (e4e's bundled one too)
-PHOTO = (288, 320)  # height, width of the synthetic portrait the photo workflows load
+PHOTO = (512, 512)  # height, width of the Example Portrait (scikit-image's astronaut.png) the photo workflows start from
 
 
 class Images(NamedTuple):
@@ -144,6 +144,7 @@ def test_workflow_runs_and_saves(comfy, path, monkeypatch):
 
     monkeypatch.setattr(ProgressBar, "update_absolute", update_absolute)
     results = comfy.harness.execute(prompt, {name: _Watched(cls, name, running) for name, cls in comfy.nodes.items()})
+    monkeypatch.setattr(ProgressBar, "update_absolute", update)
     shown |= {prompt[k]["class_type"] for k, (_, ui) in results.items() if ui and ui.get("images")}
     assert shown and shown <= IMAGE_NODES, f"nodes that show images but are laid out without room for them: {shown - IMAGE_NODES}"
     new = _output_files(comfy) - before
@@ -179,9 +180,9 @@ def test_workflow_runs_and_saves(comfy, path, monkeypatch):
             assert (changed > 8 / 255).all(), f"{b} shows no edit of {a}: {changed * 255}"
     if expected.get("renders"):
         g = comfy.run("StyleCLIP_LoadGenerator", generator_name="stylegan2-ffhq-config-f.pt", ops_backend="auto", precision="fp32").args[0]
-        for latents, shown in expected["renders"].items():
+        for latents, picture in expected["renders"].items():
             rendered = comfy.run("StyleCLIP_Synthesize", generator=g, latents=codes[latents], noise="const", noise_seed=0, chunk_size=4).args[0]
-            assert np.abs(rendered.numpy() - images[shown]).max() <= 1 / 255 + 1e-6, f"{latents} does not render {shown}"
+            assert np.abs(rendered.numpy() - images[picture]).max() <= 1 / 255 + 1e-6, f"{latents} does not render {picture}"
 
 
 def test_seed_control_values_are_skipped(comfy):

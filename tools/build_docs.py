@@ -1,5 +1,5 @@
 """Write the generated parts of the documentation: the models guide in README.md (between
-``<!-- models:begin -->`` and ``<!-- models:end -->``, from ``styleclip_core.model_catalog``), the
+``<!-- models:begin -->`` and ``<!-- models:end -->``, from ``styleclip_core.formats.model_catalog``), the
 README's links to the node reference (``<!-- nodes:begin -->`` / ``<!-- nodes:end -->``) and the
 node reference pages in ``docs/nodes/`` (from the nodes' schemas, read through the stand-in
 ComfyUI of the tests, and the example workflows' notes).
