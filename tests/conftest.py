@@ -97,7 +97,15 @@ def comfy(tmp_path_factory):
             comfy_harness.validate({node_id: {"class_type": node_id, "inputs": inputs}}, {node_id: info}, {node_id: cls})
         return comfy_harness.run_node(cls, inputs)
 
-    return type("ComfyHome", (), {"base": base, "nodes": nodes, "folder_paths": folder_paths, "harness": comfy_harness, "run": staticmethod(run)})
+    def library(module):
+        """The pack's own copy of a library module (``library("photos.align")``), as its nodes
+        import it: what a test patches to change what a node does."""
+        import importlib
+
+        return importlib.import_module(f"{comfy_harness.PACK}.styleclip_core.{module}")
+
+    return type("ComfyHome", (), {"base": base, "nodes": nodes, "folder_paths": folder_paths, "harness": comfy_harness, "run": staticmethod(run),
+                                  "library": staticmethod(library)})
 
 
 @pytest.fixture(scope="session")

@@ -88,7 +88,7 @@ def test_detector_path(comfy, monkeypatch):
         info = comfy.harness.object_info({"x": n["StyleCLIP_AlignFaces"]})["x"]["input"]["required"]["landmarks"][1]
         assert info["options"][:2] == [photo_nodes(comfy).BUILT_IN, "face_landmarker.task"] and info["default"] == photo_nodes(comfy).BUILT_IN
         photo = torch.cat([portrait(comfy), torch.full((1, 288, 320, 3), 0.5)])
-        from styleclip_core.photos import align
+        align = comfy.library("photos.align")  # the nodes' copy, which the patch must reach
 
         seen = []
         monkeypatch.setattr(align, "MediaPipeLandmarker", lambda *args: StandInDetector(seen, *args))
@@ -107,7 +107,7 @@ def test_built_in_detector_falls_back_to_a_task_file(comfy, monkeypatch):
     """The built-in entry uses mediapipe's own face mesh; where the installed mediapipe has none
     (0.10.30 and later) it takes face_landmarker.task from models/mediapipe, and without one it
     says what to install or where the file goes."""
-    from styleclip_core.photos import align
+    align = comfy.library("photos.align")  # the nodes' copy, which the patches must reach
 
     mod = photo_nodes(comfy)
     photo = portrait(comfy)

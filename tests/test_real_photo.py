@@ -95,6 +95,7 @@ def test_aligned_crop_of_the_real_photo(photo, size):
 
 def test_nodes_on_the_example_portrait(comfy, photo):
     """Example Portrait -> Align Faces with the built-in detector, as workflows 03 and 10 run them."""
+    import dataclasses
     import sys
 
     mod = sys.modules["comfyui_styleclip.nodes.photo_nodes"]
@@ -103,5 +104,5 @@ def test_nodes_on_the_example_portrait(comfy, photo):
     assert torch.equal((image[0] * 255).round().to(torch.uint8), torch.from_numpy(photo))
     aligned, alignment = comfy.run("StyleCLIP_AlignFaces", images=image, landmarks=mod.BUILT_IN, output_size="256").args
     expected, want = align.align_face(photo, detect(photo)[0], 256)
-    assert aligned.shape == (1, 256, 256, 3) and alignment[0] == want
+    assert aligned.shape == (1, 256, 256, 3) and dataclasses.astuple(alignment[0]) == dataclasses.astuple(want)
     assert torch.equal((aligned[0] * 255).round().to(torch.uint8), torch.from_numpy(np.array(expected)))

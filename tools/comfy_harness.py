@@ -14,7 +14,6 @@ ComfyUI server (tests/test_comfyui_server.py).
 from __future__ import annotations
 
 import asyncio
-import importlib.abc
 import importlib.util
 import json
 import os
@@ -36,32 +35,16 @@ def use_stub():
     import folder_paths  # noqa: F401
 
 
-class _AliasLibrary(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Make ``comfyui_styleclip.styleclip_core.*`` the very modules the tests import as
-    ``styleclip_core.*``, so objects pass between tests and nodes with one class identity."""
-
-    prefix = PACK + ".styleclip_core"
-
-    def find_spec(self, name, path=None, target=None):
-        if name == self.prefix or name.startswith(self.prefix + "."):
-            return importlib.util.spec_from_loader(name, self)
-        return None
-
-    def create_module(self, spec):
-        return importlib.import_module("styleclip_core" + spec.name[len(self.prefix):])
-
-    def exec_module(self, module):
-        pass
-
-
 def load_pack():
-    """The pack's top-level module, imported as ComfyUI imports a custom node folder."""
+    """The pack's top-level module, imported as ComfyUI imports a custom node folder: a package
+    named after its folder, whose nodes import the library relatively (``PACK.styleclip_core``).
+    Tests import the same files as ``styleclip_core``: two copies of the library, as a test that
+    hands its own objects to nodes must expect (nodes take them by what they do, not their class)."""
     use_stub()
     if PACK in sys.modules:
         return sys.modules[PACK]
     if ROOT not in sys.path:
         sys.path.insert(0, ROOT)
-    sys.meta_path.insert(0, _AliasLibrary())
     spec = importlib.util.spec_from_file_location(PACK, os.path.join(ROOT, "__init__.py"), submodule_search_locations=[ROOT])
     module = importlib.util.module_from_spec(spec)
     sys.modules[PACK] = module
