@@ -63,7 +63,6 @@ def run(fixture, state):
         net.ffm.register_forward_hook(lambda m, i, o: taps.update(ffm=o)),
     ]
     got = {}
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     with torch.no_grad():
         for case in meta["inputs"]["cases"]:
             u8 = tensors[f"in.{case}.image_u8"]
