@@ -185,7 +185,8 @@ def tf_variables(data, path: str) -> dict[str, np.ndarray]:
 
 
 def tf_to_ada(variables: dict[str, np.ndarray], path: str) -> dict[str, torch.Tensor]:
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).float()  # noqa: E731
+    # np.ascontiguousarray turns 0-d arrays into 1-d: keep the shape (noise_strength is [] in G_ema)
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).float().reshape(np.shape(a))  # noqa: E731
     out: dict[str, torch.Tensor] = {}
     i = 0
     while f"mapping/Dense{i}/weight" in variables:

@@ -103,7 +103,7 @@ class ContextPath(nn.Module):
         avg = self.conv_avg(f32.mean((2, 3), keepdim=True))
         up32 = self.conv_head32(F.interpolate(self.arm32(f32) + avg, f16.shape[2:], mode="nearest"))
         up16 = self.conv_head16(F.interpolate(self.arm16(f16) + up32, f8.shape[2:], mode="nearest"))
-        return f8, up16
+        return f8, up16, up32
 
 
 class FeatureFusion(nn.Module):
@@ -130,8 +130,9 @@ class Output(nn.Module):
 
 
 class BiSeNet(nn.Module):
-    """Only the main head runs at inference; the auxiliary heads (``conv_out16/32``) exist so the
-    released state dict loads strictly."""
+    """Only the main head runs at inference (``forward``); the auxiliary heads (``conv_out16/32``)
+    exist so the released state dict loads strictly, and ``outputs`` runs all three as the reference's
+    ``forward`` does."""
 
     def __init__(self, n_classes=19, widths=(64, 128, 256, 512), head=128, fuse=256):
         super().__init__()
@@ -142,9 +143,19 @@ class BiSeNet(nn.Module):
         self.conv_out32 = Output(head, 64, n_classes)
 
     def forward(self, x):
-        f8, cp8 = self.cp(x)
+        f8, cp8, _ = self.cp(x)
         logits = self.conv_out(self.ffm(f8, cp8))
         return F.interpolate(logits, x.shape[2:], mode="bilinear", align_corners=True)
+
+    def heads(self, x):
+        """The three head logits before upsampling: main (1/8), ``conv_out16`` on the context path's
+        1/8 map, ``conv_out32`` on its 1/16 map."""
+        f8, cp8, cp16 = self.cp(x)
+        return self.conv_out(self.ffm(f8, cp8)), self.conv_out16(cp8), self.conv_out32(cp16)
+
+    def outputs(self, x):
+        """(feat_out, feat_out16, feat_out32) at the input size, as face-parsing.PyTorch's forward."""
+        return tuple(F.interpolate(h, x.shape[2:], mode="bilinear", align_corners=True) for h in self.heads(x))
 
     @classmethod
     def from_state_dict(cls, state: dict, source: str = "state dict") -> "BiSeNet":
