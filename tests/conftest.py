@@ -27,6 +27,33 @@ PACK_NODE_IDS = frozenset({
     "StyleCLIP_LoadE4E", "StyleCLIP_InvertImages", "StyleCLIP_ExamplePortrait", "StyleCLIP_AlignFaces", "StyleCLIP_PasteFaceBack",  # photo_nodes
 })
 
+# ---- thread count ------------------------------------------------------------------------------
+# STYLECLIP_TEST_THREADS=N runs the session with torch.set_num_threads(N) (float32 sums are split
+# and ordered by the thread count, so every tolerance must hold at 1 thread and at many), e.g.
+#   STYLECLIP_TEST_THREADS=1 python -m pytest tests -q -x -p no:randomly
+# Unset: torch's default (one thread per core). OMP_NUM_THREADS / MKL_NUM_THREADS are set to N as
+# well (unless already set) so that subprocesses the tests start (ComfyUI servers) use N too.
+TEST_THREADS = os.environ.get("STYLECLIP_TEST_THREADS", "").strip()
+if TEST_THREADS:
+    if not TEST_THREADS.isdigit() or int(TEST_THREADS) < 1:
+        raise ValueError(f"STYLECLIP_TEST_THREADS must be a positive integer, found {TEST_THREADS!r}")
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, TEST_THREADS)
+
+
+def pytest_configure(config):
+    if TEST_THREADS:
+        import torch
+
+        torch.set_num_threads(int(TEST_THREADS))
+
+
+def pytest_report_header(config):
+    import torch
+
+    source = "STYLECLIP_TEST_THREADS" if TEST_THREADS else "torch default; set STYLECLIP_TEST_THREADS to choose"
+    return f"torch {torch.__version__}: {torch.get_num_threads()} threads ({source}), CPU capability {torch.backends.cpu.get_cpu_capability()}"
+
 
 @pytest.fixture(scope="session")
 def comfyui_server(tmp_path_factory):
@@ -155,3 +182,99 @@ def skip_without_photo_deps(workflow):
     if why:
         pytest.skip(f"{why}: the photo workflows need the pack's requirements")
     return workflow
+
+
+# ---- fixture parity figures ----------------------------------------------------------------------
+# Every comparison of ours against a reference fixture goes through the `parity` fixture, which
+# asserts it and records its figure; the end of the run prints them all as a table (and writes it
+# to the file named by STYLECLIP_PARITY_REPORT), so that a refactor can list every parity figure
+# before and after:
+#   STYLECLIP_PARITY_REPORT=/tmp/parity.txt python -m pytest tests -q -p no:randomly
+#
+#   parity(name, measured_error, bound)        asserts measured_error <= bound
+#   parity.close(name, ours, reference, atol=, rtol=)
+#       the torch.testing.assert_close criterion |ours - ref| <= atol + rtol * |ref| (elementwise,
+#       shapes and dtypes equal, NaN fails), recorded as the single figure
+#       max |ours - ref| * atol / (atol + rtol * |ref|) against the bound atol (only rtol: the
+#       largest relative error against rtol), alongside the plain max |ours - ref|.
+# Names are unique in a session (fixture and key, plus what differs between parametrisations).
+
+PARITY_RECORDS = {}  # name -> dict(test, measured, bound, max_abs, rtol)
+
+
+class Parity:
+    def __init__(self, nodeid, records=PARITY_RECORDS):
+        self.nodeid, self.records = nodeid, records
+
+    def _record(self, name, measured, bound, max_abs=None, rtol=None):
+        previous = self.records.get(name)
+        if previous is not None and previous["test"] != self.nodeid:
+            raise AssertionError(f"parity figure {name!r} is recorded by two tests: {previous['test']} and {self.nodeid}")
+        self.records[name] = dict(test=self.nodeid, measured=measured, bound=bound, max_abs=measured if max_abs is None else max_abs, rtol=rtol)
+
+    def __call__(self, name, measured, bound):
+        measured, bound = float(measured), float(bound)
+        self._record(name, measured, bound)
+        assert measured <= bound, f"parity {name}: measured {measured:.3e} exceeds its bound {bound:.3e}"  # NaN fails too
+        return measured
+
+    def close(self, name, actual, expected, *, atol, rtol):
+        import torch
+
+        assert isinstance(actual, torch.Tensor) and isinstance(expected, torch.Tensor), name
+        assert actual.shape == expected.shape, f"parity {name}: shape {list(actual.shape)} != reference {list(expected.shape)}"
+        assert actual.dtype == expected.dtype, f"parity {name}: dtype {actual.dtype} != reference {expected.dtype}"
+        a, b = actual.detach().cpu().double(), expected.detach().cpu().double()
+        diff = (a - b).abs()
+        max_abs = diff.max().item() if diff.numel() else 0.0
+        if diff.isnan().any():
+            max_abs = float("nan")
+        if atol > 0:
+            scaled, bound = (diff if rtol == 0 else diff * atol / (atol + rtol * b.abs())), atol
+        elif rtol > 0:
+            scaled, bound = torch.where(diff == 0, 0.0, diff / b.abs()), rtol
+        else:
+            scaled, bound = diff, 0.0
+        measured = float("nan") if scaled.isnan().any() else (scaled.max().item() if scaled.numel() else 0.0)
+        self._record(name, measured, bound, max_abs, rtol)
+        assert measured <= bound, (
+            f"parity {name}: |ours - reference| exceeds atol {atol:.1e} + rtol {rtol:.1e} * |reference|"
+            f" (figure {measured:.3e} > {bound:.1e}; max |diff| {max_abs:.3e})"
+        )
+        return measured
+
+
+@pytest.fixture
+def parity(request):
+    """``parity(name, measured, bound)`` / ``parity.close(name, ours, ref, atol=, rtol=)``: assert a
+    fixture parity figure and record it for the end-of-run table (see above)."""
+    return Parity(request.node.nodeid)
+
+
+def parity_table(records=PARITY_RECORDS):
+    import torch
+
+    lines = [
+        f"# fixture parity figures: torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}",
+        f"# {len(records)} figures; measured <= bound passes; ratio = measured / bound",
+        f"{'parity:':8} {'name':68} {'measured':>10} {'bound':>9} {'ratio':>7} {'max|diff|':>10} {'rtol':>7}",
+    ]
+    for name in sorted(records):
+        r = records[name]
+        ratio = r["measured"] / r["bound"] if r["bound"] > 0 else (0.0 if r["measured"] == 0 else float("inf"))
+        rtol = "" if not r["rtol"] else f"{r['rtol']:.2g}"
+        lines.append(f"{'parity:':8} {name:68} {r['measured']:10.3e} {r['bound']:9.1e} {ratio:7.3f} {r['max_abs']:10.3e} {rtol:>7}")
+    return "\n".join(lines) + "\n"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not PARITY_RECORDS:
+        return
+    table = parity_table()
+    terminalreporter.section("fixture parity figures")
+    terminalreporter.write(table)
+    path = os.environ.get("STYLECLIP_PARITY_REPORT")
+    if path:
+        with open(path, "w") as f:
+            f.write(table)
+        terminalreporter.write_line(f"parity report written to {path}")

@@ -22,12 +22,12 @@ def manifest():
     return load_manifest("e4e_ffhq_encode")
 
 
-def test_procedural_weights_match_probe(fixture, manifest):
+def test_procedural_weights_match_probe(fixture, manifest, parity):
     _, meta = fixture
     keys = manifest["keys_encoder"]
     for key, first in meta["procedural_weights"]["probe_first_6_values"]["e4e"].items():
         got = procedural.value(key, keys[key]["shape"], set(keys)).flatten()[:6]
-        torch.testing.assert_close(got, torch.tensor(first), atol=1e-7, rtol=0)
+        parity.close(f"e4e_and_id_procedural:probe.e4e.{key}", got, torch.tensor(first), atol=1e-7, rtol=0)
 
 
 def test_full_size_layout_from_manifest(manifest):
@@ -44,7 +44,7 @@ def test_full_size_layout_from_manifest(manifest):
 
 
 @torch.no_grad()
-def test_parity_with_reference(fixture, manifest):
+def test_parity_with_reference(fixture, manifest, parity):
     T, meta = fixture
     tol = meta["tolerance"]
     start = time.perf_counter()
@@ -55,11 +55,9 @@ def test_parity_with_reference(fixture, manifest):
     codes = net.codes(c1, c2, c3)
     ran = time.perf_counter()
     print(f"procedural e4e: weights {built - start:.1f} s, forward {ran - built:.1f} s")
-    report = {}
 
     def check(name, ours, ref):
-        report[name] = (ours - ref).abs().max().item()
-        torch.testing.assert_close(ours, ref, atol=tol["atol"], rtol=tol["rtol"], msg=lambda m: f"{name}: {m}")
+        parity.close(f"e4e_and_id_procedural:out.{name}", ours, ref, atol=tol["atol"], rtol=tol["rtol"])
 
     check("c3", c3, T["out.c3"])
     check("c2_spatial_mean", c2.mean((2, 3)), T["out.c2_spatial_mean"])
@@ -68,7 +66,6 @@ def test_parity_with_reference(fixture, manifest):
     check("codes", codes, T["out.codes"])
     net.latent_avg = T["in.latent_avg"]
     check("codes_plus_latent_avg", net.encode(x), T["out.codes_plus_latent_avg"])
-    print("max abs diff:", {k: f"{v:.2e}" for k, v in report.items()})
 
 
 @pytest.fixture(scope="module")

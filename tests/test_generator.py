@@ -10,6 +10,11 @@ def close(a, b, tol):
     torch.testing.assert_close(a, b, atol=tol["atol"], rtol=tol["rtol"])
 
 
+def fixture_check(parity, fixture, T, tol):
+    """check(key, ours): ours against the fixture's tensor ``key`` at the fixture's tolerance, recorded."""
+    return lambda key, ours: parity.close(f"{fixture}:{key}", ours, T[key], atol=tol["atol"], rtol=tol["rtol"])
+
+
 @pytest.fixture(scope="module")
 def s32():
     T, meta = load_fixture("generator_s32")
@@ -24,23 +29,24 @@ def test_s32_config_inferred_from_checkpoint(s32):
 
 
 @torch.no_grad()
-def test_s32_cases(s32):
+def test_s32_cases(s32, parity):
     g, T, tol = s32
+    check = fixture_check(parity, "generator_s32", T, tol)
     tl = T["in.truncation_latent"]
     w = g.mapping(T["in.z"])
-    close(w, T["out.mapping_w"], tol)
+    check("out.mapping_w", w)
     a = g.to_w_plus(g.truncate(w, 0.7, tl))  # case A
-    close(a, T["out.A.latent"], tol)
-    close(g(a), T["out.A.image"], tol)
-    close(g(T["in.wplus"]), T["out.B.image"], tol)  # B: stored noise buffers
-    close(g(T["in.wplus"], noise=[T[f"in.C.noise.{i}"] for i in range(7)]), T["out.C.image"], tol)  # C
+    check("out.A.latent", a)
+    check("out.A.image", g(a))
+    check("out.B.image", g(T["in.wplus"]))  # B: stored noise buffers
+    check("out.C.image", g(T["in.wplus"], noise=[T[f"in.C.noise.{i}"] for i in range(7)]))  # C
     d = g.style_mix(g.mapping(T["in.z"]), g.mapping(T["in.z2"]), 3)  # D
-    close(d, T["out.D.latent"], tol)
-    close(g(d), T["out.D.image"], tol)
-    close(g(T["out.mapping_w"]), T["out.E.image"], tol)  # E: W broadcast to W+
+    check("out.D.latent", d)
+    check("out.D.image", g(d))
+    check("out.E.image", g(T["out.mapping_w"]))  # E: W broadcast to W+
     f = g.truncate(T["in.wplus"], 0.5, tl)  # F: truncation of a W+ input
-    close(f, T["out.F.latent"], tol)
-    close(g(f), T["out.F.image"], tol)
+    check("out.F.latent", f)
+    check("out.F.image", g(f))
 
 
 def test_gradient_path_equals_inference_path(s32):
@@ -69,19 +75,19 @@ def s64():
 
 
 @torch.no_grad()
-def test_stylespace_vectors_and_rendering(s64):
+def test_stylespace_vectors_and_rendering(s64, parity):
     g, T, meta = s64
-    tol = meta["tolerance"]
+    check = fixture_check(parity, "generator_s64_stylespace", T, meta["tolerance"])
     assert [(l.name, l.module, l.w_index, l.channels) for l in g.style_layers] == [
         (l["nvidia_name"], l["rosinality_module"], l["w_index"], l["dim"]) for l in meta["s_layers"]
     ]
     styles = g.styles(T["in.wplus"])
     for i, s in enumerate(styles):
-        close(s, T[f"out.s.{i}"], tol)
-    close(g(T["in.wplus"]), T["out.image_wplus"], tol)
-    close(g.synthesis(styles), T["out.image_from_s_unedited"], tol)
+        check(f"out.s.{i}", s)
+    check("out.image_wplus", g(T["in.wplus"]))
+    check("out.image_from_s_unedited", g.synthesis(styles))
     edited = [s + T[f"in.s_delta.{i}"] for i, s in enumerate(styles)]
-    close(g.synthesis(edited), T["out.image_from_s_edited"], tol)
+    check("out.image_from_s_edited", g.synthesis(edited))
 
 
 @torch.no_grad()
@@ -99,21 +105,21 @@ def test_layer_hook_sees_every_resolution(s64):
 
 
 @torch.no_grad()
-def test_nvidia_semantics_on_converted_generator():
+def test_nvidia_semantics_on_converted_generator(parity):
     T, meta = load_fixture("ada_to_rosinality")
-    tol = meta["tolerance"]
+    check = fixture_check(parity, "ada_to_rosinality", T, meta["tolerance"])
     g = Generator.from_state_dict(strip(T, "rosinality."))
     center = T["ada.mapping.w_avg"][None]
     ws = g.to_w_plus(g.mapping(T["in.z"]))
-    close(ws, T["out.ada.ws"], tol)
+    check("out.ada.ws", ws)
     ws_t = g.truncate(ws, 0.7, center, cutoff=8)
-    close(ws_t, T["out.ada.ws_trunc0.7_cutoff8"], tol)
+    check("out.ada.ws_trunc0.7_cutoff8", ws_t)
     for layer, s in zip(g.style_layers, g.styles(ws_t)):
-        close(s, T[f"out.ada.S.{layer.name}"], tol)
-    close(g(ws_t), T["out.ada.image"], tol)
+        check(f"out.ada.S.{layer.name}", s)
+    check("out.ada.image", g(ws_t))
     all_rows = g.to_w_plus(g.truncate(g.mapping(T["in.z"]), 0.7, center))
-    close(all_rows, T["out.rosinality.latent_z_trunc0.7_all_layers"], tol)
-    close(g(all_rows), T["out.rosinality.image_z_trunc0.7_all_layers"], tol)
+    check("out.rosinality.latent_z_trunc0.7_all_layers", all_rows)
+    check("out.rosinality.image_z_trunc0.7_all_layers", g(all_rows))
 
 
 @pytest.mark.parametrize("name,size", [("rosinality_generator_1024_cm2", 1024), ("rosinality_generator_256_cm2", 256)])

@@ -42,20 +42,20 @@ def test_layer_bookkeeping(g, fixture):
     assert num_conv_channels(g) == meta["num_conv_channels(rows of fs3)"]
 
 
-def test_style_statistics(g, fixture, stats):
+def test_style_statistics(g, fixture, stats, parity):
     T, meta = fixture
     tol = meta["tolerance"]
     for i, name in enumerate(meta["s_names"]):
-        torch.testing.assert_close(stats.mean[i], T[f"out.code_mean.{name}"], atol=1e-5, rtol=tol["code_std_rtol"])
-        torch.testing.assert_close(stats.std[i], T[f"out.code_std.{name}"], atol=1e-5, rtol=tol["code_std_rtol"])
+        parity.close(f"global_directions:out.code_mean.{name}", stats.mean[i], T[f"out.code_mean.{name}"], atol=1e-5, rtol=tol["code_std_rtol"])
+        parity.close(f"global_directions:out.code_std.{name}", stats.std[i], T[f"out.code_std.{name}"], atol=1e-5, rtol=tol["code_std_rtol"])
     with torch.no_grad():
         first_two = gd.reference_styles(g, gd.sample_z(2, g.style_dim))
     for s, name in zip(first_two, meta["s_names"]):
-        torch.testing.assert_close(s, T[f"in.s.{name}"], atol=1e-5, rtol=1e-5)
+        parity.close(f"global_directions:in.s.{name}", s, T[f"in.s.{name}"], atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("case", [0, 1])
-def test_boundary_codes_images(g, fixture, case):
+def test_boundary_codes_images(g, fixture, case, parity):
     T, meta = fixture
     tol = meta["tolerance"]
     c = meta["cases"][case]
@@ -63,15 +63,18 @@ def test_boundary_codes_images(g, fixture, case):
     direction = gd.boundary(T["in.fs3"], T["in.dt"], stored, g, c["beta"])
     assert direction.info["num_channels"] == c["num_channels_manipulated"] == direction.num_channels
     for d, name in zip(direction.deltas, meta["s_names"]):
-        torch.testing.assert_close(d, T[f"out.{c['tag']}.boundary.{name}"], atol=tol["atol"], rtol=tol["rtol"])
+        key = f"out.{c['tag']}.boundary.{name}"
+        parity.close(f"global_directions:{key}", d, T[key], atol=tol["atol"], rtol=tol["rtol"])
     styles = [T[f"in.s.{n}"] for n in meta["s_names"]]
     codes = gd.apply_direction(styles, direction, c["alphas"])
     n_alpha = len(c["alphas"])
     for code, name in zip(codes, meta["s_names"]):
-        torch.testing.assert_close(code.reshape(2, n_alpha, -1), T[f"out.{c['tag']}.codes.{name}"], atol=tol["atol"], rtol=tol["rtol"])
+        key = f"out.{c['tag']}.codes.{name}"
+        parity.close(f"global_directions:{key}", code.reshape(2, n_alpha, -1), T[key], atol=tol["atol"], rtol=tol["rtol"])
     with torch.no_grad():
         images = g.synthesis(codes)
-    torch.testing.assert_close(images.reshape(2, n_alpha, 3, 64, 64), T[f"out.{c['tag']}.images"], atol=tol["images_atol"], rtol=tol["rtol"])
+    key = f"out.{c['tag']}.images"
+    parity.close(f"global_directions:{key}", images.reshape(2, n_alpha, 3, 64, 64), T[key], atol=tol["images_atol"], rtol=tol["rtol"])
 
 
 def test_beta_removing_every_channel_is_a_clear_error(g, fixture):

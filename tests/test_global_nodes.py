@@ -83,7 +83,7 @@ def test_alpha_sweep_is_a_strip_per_face(setup, comfy):
     mask[:, :32] = 1
     local = comfy.run("StyleCLIP_LocalEdit", generator=g, original=originals, edited=edited, mask=mask, feather=0.0, blend_from="8").args[0]
     unedited = comfy.run("StyleCLIP_Synthesize", generator=g, latents=originals, noise="const", noise_seed=0, chunk_size=6).args[0]
-    torch.testing.assert_close(local[:, 40:], unedited[:, 40:], atol=1e-5, rtol=0)
+    assert torch.equal(local[:, 40:], unedited[:, 40:])  # the mask is 0 there: the original's rendering of the same batch, exactly
     changed = (local[:, :24] - unedited[:, :24]).abs().amax(dim=(1, 2, 3))
     assert (changed[[0, 2, 3, 5]] > 1e-3).all() and (changed[[1, 4]] < 1e-4).all()  # alpha 0 leaves the face as it was
     grid = comfy.run("StyleCLIP_ImageGrid", images=images, columns=count).args[0]

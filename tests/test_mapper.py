@@ -15,27 +15,27 @@ def fx():
     return T, meta, meta["tolerance"]
 
 
-def close(a, b, tol):
-    torch.testing.assert_close(a, b, atol=tol["atol"], rtol=tol["rtol"])
+def close(parity, name, a, b, tol):
+    parity.close(f"levels_mapper:{name}", a, b, atol=tol["atol"], rtol=tol["rtol"])
 
 
 @torch.no_grad()
-def test_levels_mapper(fx):
+def test_levels_mapper(fx, parity):
     T, meta, tol = fx
     mapper = build_mapper("LevelsMapper", strip(T, "mapper."))
     g = Generator.from_state_dict(strip(T, "decoder."))
     w = Latents(w_plus=T["in.w"])
-    close(mapper.delta(w, g).w_plus, T["out.levels.delta"], tol)
+    close(parity, "out.levels.delta", mapper.delta(w, g).w_plus, T["out.levels.delta"], tol)
     edited = mapper.edit(w, g)
-    close(edited.w_plus, T["out.levels.w_hat"], tol)
-    close(g(edited.w_plus), T["out.levels.image"], tol)
-    close(g(T["in.w"]), T["out.image_unedited"], tol)
+    close(parity, "out.levels.w_hat", edited.w_plus, T["out.levels.w_hat"], tol)
+    close(parity, "out.levels.image", g(edited.w_plus), T["out.levels.image"], tol)
+    close(parity, "out.image_unedited", g(T["in.w"]), T["out.image_unedited"], tol)
     half = mapper.edit(w, g, strength=0.5).w_plus
-    close(half, T["in.w"] + 0.05 * T["out.levels.delta"], tol)
+    close(parity, "in.w + 0.05 * out.levels.delta (strength 0.5)", half, T["in.w"] + 0.05 * T["out.levels.delta"], tol)
 
 
 @torch.no_grad()
-def test_no_medium_and_single(fx):
+def test_no_medium_and_single(fx, parity):
     T, meta, tol = fx
     g = Generator.from_state_dict(strip(T, "decoder."))
     w = Latents(w_plus=T["in.w"])
@@ -43,13 +43,13 @@ def test_no_medium_and_single(fx):
     m = build_mapper("LevelsMapper", no_medium)
     assert m.options["no_medium_mapper"] and not m.options["no_coarse_mapper"]
     delta = m.delta(w, g).w_plus
-    close(delta, T["out.no_medium.delta"], tol)
+    close(parity, "out.no_medium.delta", delta, T["out.no_medium.delta"], tol)
     assert torch.count_nonzero(delta[:, 4:8]) == 0
     single = {k.replace("course_mapping.", "mapping."): v for k, v in strip(T, "mapper.").items() if k.startswith("course_mapping.")}
-    close(build_mapper("SingleMapper", single).delta(w, g).w_plus, T["out.single.delta"], tol)
+    close(parity, "out.single.delta", build_mapper("SingleMapper", single).delta(w, g).w_plus, T["out.single.delta"], tol)
 
 
-def test_official_checkpoint_layout(tmp_path, fx):
+def test_official_checkpoint_layout(tmp_path, fx, parity):
     T, meta, tol = fx
     sd = {k: v for k, v in T.items() if k.startswith(("mapper.", "decoder."))}
     path = tmp_path / "purple.pt"
@@ -58,7 +58,7 @@ def test_official_checkpoint_layout(tmp_path, fx):
     assert mapper.options["description"] == "purple hair" and decoder is not None
     g = Generator.from_state_dict(decoder)
     with torch.no_grad():
-        close(mapper.edit(Latents(w_plus=T["in.w"]), g).w_plus, T["out.levels.w_hat"], tol)
+        close(parity, "out.levels.w_hat (official .pt layout)", mapper.edit(Latents(w_plus=T["in.w"]), g).w_plus, T["out.levels.w_hat"], tol)
     ours = tmp_path / "purple.safetensors"
     save_mapper(mapper, str(ours))
     again, none = load_mapper(str(ours))

@@ -11,20 +11,21 @@ TOL = META["tolerance"]
 
 
 @pytest.mark.parametrize("case", META["upfirdn2d_cases"], ids=lambda c: c["name"])
-def test_upfirdn2d_matches_fixture(case):
+def test_upfirdn2d_matches_fixture(case, parity):
     out = upfirdn2d(T["x"], T[f"upfirdn2d.{case['name']}.kernel"], case["up"], case["down"], case["pad_x0_x1_y0_y1"], impl="reference")
     assert list(out.shape) == case["out_shape"]
-    torch.testing.assert_close(out, T[f"upfirdn2d.{case['name']}.out"], atol=TOL["atol"], rtol=TOL["rtol"])
+    key = f"upfirdn2d.{case['name']}.out"
+    parity.close(f"ops:{key}", out, T[key], atol=TOL["atol"], rtol=TOL["rtol"])
 
 
 @pytest.mark.parametrize("name", ["4d", "2d", "nobias", "3d_styleclip"])
-def test_fused_leaky_relu_matches_fixture(name):
+def test_fused_leaky_relu_matches_fixture(name, parity):
     out = fused_leaky_relu(T[f"flrelu.{name}.x"], T.get(f"flrelu.{name}.bias"), bias_dim=-1 if name.startswith("3d") else 1, impl="reference")
-    torch.testing.assert_close(out, T[f"flrelu.{name}.out"], atol=TOL["atol"], rtol=TOL["rtol"])
+    parity.close(f"ops:flrelu.{name}.out", out, T[f"flrelu.{name}.out"], atol=TOL["atol"], rtol=TOL["rtol"])
 
 
-def test_make_kernel():
-    torch.testing.assert_close(make_kernel([1, 3, 3, 1]), T["kernel_blur"])
+def test_make_kernel(parity):
+    parity.close("ops:kernel_blur", make_kernel([1, 3, 3, 1]), T["kernel_blur"], atol=1e-5, rtol=1.3e-6)  # assert_close's float32 defaults
 
 
 def _zero_insert_reference(x, k, up, p0, p1):
@@ -61,8 +62,8 @@ def test_bad_pad_length():
         upfirdn2d(T["x"], T["kernel_blur"], pad=(1, 1, 1))
 
 
-def test_fused_leaky_relu_inplace_equals_out_of_place():
+def test_fused_leaky_relu_inplace_equals_out_of_place(parity):
     x = T["flrelu.4d.x"].clone()
     out = fused_leaky_relu(x, T["flrelu.4d.bias"], impl="reference", inplace=True)
     assert out.data_ptr() == x.data_ptr()
-    torch.testing.assert_close(out, T["flrelu.4d.out"], atol=TOL["atol"], rtol=TOL["rtol"])
+    parity.close("ops:flrelu.4d.out (in place)", out, T["flrelu.4d.out"], atol=TOL["atol"], rtol=TOL["rtol"])

@@ -256,7 +256,7 @@ def _load_fixtures():
 # -------------------------------------------------------------------------- upfirdn2d
 
 
-def test_upfirdn2d_fixtures(impl):
+def test_upfirdn2d_fixtures(impl, parity):
     meta, tensors = _load_fixtures()
     x = tensors["x"].to(impl.device)
     for case in meta["upfirdn2d_cases"]:
@@ -265,7 +265,7 @@ def test_upfirdn2d_fixtures(impl):
         cfg = (case["up"], case["up"], case["down"], case["down"], x0, x1, y0, y1)
         kernel = tensors[f"upfirdn2d.{name}.kernel"].to(impl.device)
         y = _compare_upfirdn2d(impl, x, kernel, cfg)
-        torch.testing.assert_close(y.cpu(), tensors[f"upfirdn2d.{name}.out"], **TOL, msg=lambda m: f"{name}: {m}")
+        parity.close(f"ops:upfirdn2d.{name}.out [{impl.name}]", y.cpu(), tensors[f"upfirdn2d.{name}.out"], **TOL)
 
 
 @pytest.mark.parametrize("use", sorted(GENERATOR_USES))
@@ -361,13 +361,13 @@ def _compare_flrelu(impl, x, bias, bias_dim, slope=0.2, scale=math.sqrt(2), tol=
     return y
 
 
-def test_fused_leaky_relu_fixtures(impl):
+def test_fused_leaky_relu_fixtures(impl, parity):
     _, tensors = _load_fixtures()
     for case, bias_dim in [("4d", 1), ("2d", 1), ("nobias", 1), ("3d_styleclip", -1)]:
         x = tensors[f"flrelu.{case}.x"].to(impl.device)
         bias = tensors.get(f"flrelu.{case}.bias")
         y = _compare_flrelu(impl, x, None if bias is None else bias.to(impl.device), bias_dim)
-        torch.testing.assert_close(y.cpu(), tensors[f"flrelu.{case}.out"], **TOL)
+        parity.close(f"ops:flrelu.{case}.out [{impl.name}]", y.cpu(), tensors[f"flrelu.{case}.out"], **TOL)
 
 
 SHAPES = [(7, 5), (2, 6, 5), (2, 5, 4, 3), (3, 4, 1, 1)]

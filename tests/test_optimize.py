@@ -21,35 +21,38 @@ def fixture():
     return T, meta, g, loss
 
 
-def test_lr_schedule_matches_reference(fixture):
+def test_lr_schedule_matches_reference(fixture, parity):
     T, *_ = fixture
     lrs = torch.tensor([get_lr(i / 300, 0.1) for i in range(300)], dtype=torch.float64)
-    torch.testing.assert_close(lrs, T["out.get_lr_default_300_steps"], atol=1e-15, rtol=0)
+    parity.close("latent_optimization:out.get_lr_default_300_steps", lrs, T["out.get_lr_default_300_steps"], atol=1e-15, rtol=0)
     assert lrs[0] == 0
 
 
 @pytest.mark.parametrize("mode,space", [("wplus", "w+"), ("stylespace", "s")])
-def test_trajectory_matches_reference(fixture, mode, space):
+def test_trajectory_matches_reference(fixture, mode, space, parity):
     T, meta, g, loss = fixture
     args, tol = meta["runs"][mode]["args"], meta["tolerance"]
     result = optimize_latents(g, Latents(w_plus=T["in.latent_init"]), loss, steps=args["step"], lr=args["lr"], space=space)
-    assert result.lrs == pytest.approx(meta["runs"][mode]["lr_per_step"], abs=1e-15)
+    lrs = torch.tensor(result.lrs, dtype=torch.float64)
+    parity.close(f"latent_optimization:runs.{mode}.lr_per_step", lrs, torch.tensor(meta["runs"][mode]["lr_per_step"], dtype=torch.float64), atol=1e-15, rtol=0)
     clip_per_step = torch.stack([h["CLIP 'x'"][0] for h in result.history])
-    torch.testing.assert_close(clip_per_step, T[f"out.{mode}.clip_loss_per_step"], atol=tol["atol"], rtol=tol["rtol"])
+    key = f"out.{mode}.clip_loss_per_step"
+    parity.close(f"latent_optimization:{key}", clip_per_step, T[key], atol=tol["atol"], rtol=tol["rtol"])
     if space == "w+":
         assert result.latents.space == "w+"
-        torch.testing.assert_close(result.latents.w_plus, T["out.wplus.final_latent"], atol=tol["atol"], rtol=tol["rtol"])
+        parity.close("latent_optimization:out.wplus.final_latent", result.latents.w_plus, T["out.wplus.final_latent"], atol=tol["atol"], rtol=tol["rtol"])
     else:
         assert result.latents.space == "s"
         start = g.styles(T["in.latent_init"])
         for i, (s, layer) in enumerate(zip(result.latents.styles, g.style_layers)):
-            torch.testing.assert_close(s, T[f"out.stylespace.final_latent.s.{i}"], atol=tol["atol"], rtol=tol["rtol"])
+            key = f"out.stylespace.final_latent.s.{i}"
+            parity.close(f"latent_optimization:{key}", s, T[key], atol=tol["atol"], rtol=tol["rtol"])
             if layer.is_torgb:
                 assert torch.equal(s, start[i])  # toRGB styles are not optimised
             else:
                 assert not torch.equal(s, start[i])
     reference_result = T[f"out.{mode}.final_result"]
-    torch.testing.assert_close(result.original_images, reference_result[:1], atol=1e-4, rtol=1e-3)
+    parity.close(f"latent_optimization:out.{mode}.final_result[0] (original)", result.original_images, reference_result[:1], atol=1e-4, rtol=1e-3)
     # Our image is rendered from the returned codes; the reference's is one update behind them.
     torch.testing.assert_close(result.images, render(g, result.latents), atol=1e-5, rtol=1e-5)
     assert (result.images - reference_result[1:]).abs().max() > 1e-2

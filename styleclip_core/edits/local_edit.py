@@ -1,11 +1,18 @@
 """Mask-local edits: render an edit only inside a mask by blending the generator's features.
 
-The original and the edited codes are rendered together; after every resolution from
-``start_resolution`` on, the edited pass's feature map and running RGB image are replaced by
-``m * edited + (1 - m) * original`` with the mask resized to that resolution. At full resolution
-the mask is the user's (feathered) mask, so outside it the result is the original rendering
-exactly; inside it, away from the feather band, it is the edit. (None of the reference
-repositories has this; it is the pack's own design.)
+The original codes are rendered first, exactly as a plain render of them (same batch, same
+noise), keeping the feature map and running RGB image after every resolution from
+``start_resolution`` on; then the edited codes are rendered, and after each of those resolutions
+the edited pass's feature map and RGB image are replaced by ``m * edited + (1 - m) * original``
+(``torch.lerp``, which returns the original bit for bit where ``m`` is 0) with the mask resized to
+that resolution. At full resolution the mask is the user's (feathered) mask, so outside it the
+result is the original's plain rendering exactly; inside it, away from the feather band, it is the
+edit. (None of the reference repositories has this; it is the pack's own design.)
+
+The two passes are rendered separately, not as one batch: a convolution's float32 sums depend on
+the batch they run in (the modulated convolution is one grouped convolution over the batch) and
+on the thread split, so an original rendered next to the edits would differ from its plain
+rendering in the last bits.
 """
 from __future__ import annotations
 
@@ -27,27 +34,36 @@ def render_local_edit(
     start_resolution: int = 8,
     noise="const",
 ) -> torch.Tensor:
-    """Image [B, 3, size, size] in [-1, 1] with the edit confined to ``mask``."""
+    """Image [B, 3, size, size] in [-1, 1] with the edit confined to ``mask``; where the mask is 0
+    it equals ``g.synthesis(original.to_styles(g), noise)`` bit for bit (broadcast over the batch
+    when ``original`` is one code)."""
     batch = max(original.batch_size, edited.batch_size)
     orig_styles, edit_styles = original.to_styles(g), edited.to_styles(g)
-    styles = []
-    for a, b in zip(orig_styles, edit_styles):
-        if a.shape[0] != b.shape[0]:
-            if min(a.shape[0], b.shape[0]) != 1:
-                raise ValueError(f"original ({a.shape[0]}) and edited ({b.shape[0]}) latents: batch sizes must match or one be 1")
-            a, b = a.expand(batch, -1), b.expand(batch, -1)
-        styles.append(torch.cat([a, b]))
-    device = styles[0].device
+    if min(original.batch_size, edited.batch_size) not in (1, batch):
+        raise ValueError(f"original ({original.batch_size}) and edited ({edited.batch_size}) latents: batch sizes must match or one be 1")
+    noise = g.make_noise(batch, noise)  # one draw: the original and the edit see the same noise
+    if edited.batch_size < batch:  # the edit pass carries the blended (full-batch) features
+        edit_styles = [s.expand(batch, -1) for s in edit_styles]
+    if original.batch_size < batch and any(n.shape[0] > 1 for n in noise):  # per-sample noise
+        orig_styles = [s.expand(batch, -1) for s in orig_styles]
+    device = edit_styles[0].device
     full = prepare_mask(mask.to(device), batch, g.size, feather)
     masks = {r: (full if r == g.size else F.interpolate(full, size=(r, r), mode="area")) for r in g.channels}
+
+    kept = {}
+
+    def keep(resolution, x, rgb):
+        if resolution >= start_resolution:
+            kept[resolution] = (x, rgb)
+        return x, rgb
+
+    g.synthesis(orig_styles, noise=noise, layer_hook=keep)
 
     def blend(resolution, x, rgb):
         if resolution < start_resolution:
             return x, rgb
         m = masks[resolution].to(x.dtype)
-        x = torch.cat([x[:batch], torch.lerp(x[:batch], x[batch:], m)])
-        rgb = torch.cat([rgb[:batch], torch.lerp(rgb[:batch], rgb[batch:], m)])
-        return x, rgb
+        x_orig, rgb_orig = kept.pop(resolution)
+        return torch.lerp(x_orig, x, m), torch.lerp(rgb_orig, rgb, m)
 
-    images = g.synthesis(styles, noise=noise, layer_hook=blend)
-    return images[batch:]
+    return g.synthesis(edit_styles, noise=noise, layer_hook=blend)
