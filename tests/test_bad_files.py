@@ -388,6 +388,59 @@ def test_fs3_of_strings_names_the_file(sources, tmp_path):
     assert "numeric" in msg or "number" in msg, msg
 
 
+
+# ---- partial files of interrupted writes ---------------------------------------------------------
+
+
+def test_stale_partial_is_removed_on_the_next_save(tmp_path, caplog):
+    """A ``.partial`` left by a write that was killed (older than this process) goes on the next
+    save to the same target, with a log line, even when that save itself is refused."""
+    import logging
+
+    from styleclip_core.formats import files
+
+    target = str(tmp_path / "direction.safetensors")
+    files.save_atomic({"x": torch.zeros(2)}, target)
+    stale = target + files.PARTIAL
+    with open(stale, "wb") as f:
+        f.write(b"half a file")
+    old = files.PROCESS_START - 3600
+    os.utime(stale, (old, old))
+    with caplog.at_level(logging.WARNING, logger="styleclip_core.formats"), pytest.raises(FileExistsError):
+        files.save_atomic({"x": torch.ones(2)}, target)
+    assert not os.path.exists(stale)
+    assert any(stale in r.getMessage() and r.name == "styleclip_core.formats" for r in caplog.records)
+    with open(stale, "wb") as f:  # the next one again, now a successful save
+        f.write(b"half a file")
+    os.utime(stale, (old, old))
+    files.save_atomic({"x": torch.ones(2)}, target, overwrite=True)
+    assert not os.path.exists(stale) and torch.equal(files.read_safetensors(target, "x")[0]["x"], torch.ones(2))
+
+
+def test_recent_partial_is_not_counted_as_stale(tmp_path, caplog):
+    """A ``.partial`` newer than this process may be another process's write in progress."""
+    import logging
+
+    from styleclip_core.formats import files
+
+    target = str(tmp_path / "stats.safetensors")
+    files.save_atomic({"x": torch.zeros(2)}, target)
+    fresh = target + files.PARTIAL
+    with open(fresh, "wb") as f:
+        f.write(b"being written")
+    with caplog.at_level(logging.WARNING, logger="styleclip_core.formats"), pytest.raises(FileExistsError):
+        files.save_atomic({"x": torch.ones(2)}, target)
+    assert os.path.exists(fresh) and not caplog.records
+
+
+def test_failed_write_removes_its_partial(tmp_path):
+    from styleclip_core.formats import files
+
+    target = str(tmp_path / "bad.safetensors")
+    with pytest.raises(Exception):
+        files.save_atomic({"x": torch.zeros(2), "y": "not a tensor"}, target)
+    assert not os.path.exists(target + files.PARTIAL) and not os.path.exists(target)
+
 if __name__ == "__main__":  # counts: python tests/test_bad_files.py
     import sys
     import tempfile
