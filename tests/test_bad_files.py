@@ -176,8 +176,6 @@ def _mutate(src, dst, kind, fmt, change):
             with torch.no_grad():
                 p = module.visual.ln_post.weight
                 new = change(p.detach().clone())
-                if new.shape != p.shape:
-                    pytest.skip("a TorchScript archive keeps its parameter shapes")
                 p.copy_(new)
             module.save(dst)
         return
@@ -306,6 +304,8 @@ def cases():
         if fmt == "tf.pkl" or fmt == "ada.pkl":
             makers.pop("evil_torch")
         makers.update(CONTENT)
+        if fmt == "torchscript.pt":  # an archive keeps its parameter shapes (the state.pt case has one)
+            makers.pop("wrong_shape")
         if kind == "latents":  # the width of a latent is checked against a generator, not on reading
             makers["wrong_shape"] = make_rank1
             makers["rank4"] = lambda src, dst, k, f: _mutate(src, dst, k, f, lambda t: t[None, None])
@@ -457,10 +457,7 @@ if __name__ == "__main__":  # counts: python tests/test_bad_files.py
     for i, (kind, fmt, name, maker) in enumerate(CASES):
         d = os.path.join(root, f"case{i}")
         os.makedirs(d)
-        try:
-            verdict, detail = outcome(kind, fmt, name, maker, good, d)
-        except pytest.skip.Exception:
-            continue
+        verdict, detail = outcome(kind, fmt, name, maker, good, d)
         tally[verdict] += 1
         if verdict != "clear":
             print(f"{verdict:8} {kind}-{fmt}-{name}: {detail[:200]}")
