@@ -11,7 +11,6 @@ each behind the plugin's own autograd wrappers:
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_fixture
 
 from styleclip_core.ops import backend, cuda_plugin
 from styleclip_core.ops.bias_act import fused_leaky_relu, fused_leaky_relu_reference
@@ -30,7 +30,6 @@ from styleclip_core.ops.upfirdn2d import make_kernel, upfirdn2d, upfirdn2d_refer
 pytestmark = pytest.mark.timeout(1800)
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "reference" / "fixtures"
 CSRC = REPO / "styleclip_core" / "ops" / "csrc"
 TOL = dict(atol=1e-5, rtol=1e-5)
 LOW_TOL = {torch.float16: dict(atol=3e-3, rtol=3e-3), torch.bfloat16: dict(atol=2e-2, rtol=2e-2)}
@@ -246,11 +245,9 @@ GENERATOR_USES = {
 
 
 def _load_fixtures():
-    if not (FIXTURES / "ops.json").is_file():
-        pytest.skip(f"fixtures not found at {FIXTURES}")
-    from safetensors.torch import load_file
-
-    return json.loads((FIXTURES / "ops.json").read_text()), load_file(str(FIXTURES / "ops.safetensors"))
+    """(meta, tensors) of the ops fixture; fails (never skips) when it is absent, like every fixture test."""
+    tensors, meta = load_fixture("ops")
+    return meta, tensors
 
 
 # -------------------------------------------------------------------------- upfirdn2d

@@ -202,9 +202,13 @@ def edit_latents(g: Generator, latents: Latents, direction: GlobalDirection, alp
     return edited, Latents(styles=[s.repeat_interleave(n, 0) for s in latents.styles])
 
 
-def check_fs3(fs3: torch.Tensor, g: Generator) -> torch.Tensor:
-    """``fs3`` itself if its rows fit ``g``'s conv channels; else a clear error."""
+def check_fs3(fs3: torch.Tensor, g: Generator, source: str | None = None) -> torch.Tensor:
+    """``fs3`` itself if its rows fit ``g``'s conv channels; else a clear error (a
+    ``CheckpointError`` naming the file when ``source``, the file it was read from, is given)."""
     total = num_conv_channels(g)
     if fs3.ndim != 2 or fs3.shape[0] > total:
-        raise ValueError(f"fs3 must be [rows <= {total} conv channels, clip_dim] for this generator, found {list(fs3.shape)}")
+        expected = f"fs3 of [rows <= {total} conv channels, clip_dim] for this generator ({g.size}px)"
+        if source is not None:
+            raise CheckpointError(source, expected, f"an array of shape {list(fs3.shape)}; it belongs to another generator")
+        raise ValueError(f"{expected}, found {list(fs3.shape)}")
     return fs3

@@ -137,7 +137,7 @@ def relevance_for(
         meta = fs3_metadata(path)
         if {k: meta.get(k) for k in identity} != json.loads(json.dumps(identity)):
             raise ValueError(f"{path} holds channel relevance of other models or settings than its name says; move it away")
-        fs3 = check_fs3(load_fs3(path), g)
+        fs3 = check_fs3(load_fs3(path), g, path)
         return Relevance(g, fs3, stats, ck, path, {"computed": False, "statistics": stats_path})
 
     found = _find(folders, name)
@@ -161,7 +161,7 @@ def relevance_for(
 def relevance_from_file(path: str, g: Generator, folders: Sequence[str], statistics_samples: int = 100_000, clip: ClipModel | None = None, progress: Progress | None = None) -> Relevance:
     """An fs3 file (official ``fs3.npy``, all conv rows or fewer; or one this pack wrote) with the
     generator's statistics. Files this pack wrote are checked against ``g`` and ``clip``."""
-    fs3 = check_fs3(load_fs3(path), g)
+    fs3 = check_fs3(load_fs3(path), g, path)
     meta = fs3_metadata(path)
     if meta.get("generator") not in (None, generator_fingerprint(g)):
         raise ValueError(f"{os.path.basename(path)} was computed for another generator ({meta.get('generator_source', '?')})")

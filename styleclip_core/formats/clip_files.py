@@ -20,7 +20,7 @@ import torch
 from ..errors import CheckpointError
 from ..models.clip import ClipModel
 from . import torchscript
-from .files import TINY_MARK, digest, load_torch_file, module_fingerprint, read_safetensors
+from .files import TINY_MARK, check_finite, digest, load_torch_file, module_fingerprint, read_safetensors
 
 CLIP_EXTENSIONS = (".pt", ".pth", ".bin", ".safetensors")
 AUTO = "auto"
@@ -28,19 +28,26 @@ OPENAI_METADATA = ("input_resolution", "context_length", "vocab_size")  # intege
 
 
 def read_clip_state(path: str) -> tuple[dict[str, torch.Tensor], str]:
-    """(state dict, format description) of any supported CLIP file."""
+    """(state dict, format description) of any supported CLIP file; NaN or inf weights are refused
+    (the text tower's causal mask, ``-inf`` above the diagonal, is the one non-finite tensor)."""
+    state, fmt = _read_clip_state(path)
+    check_finite({k: v for k, v in state.items() if not k.endswith("attn_mask")}, path, "CLIP weights")
+    return state, fmt
+
+
+def _read_clip_state(path: str) -> tuple[dict[str, torch.Tensor], str]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file (expected CLIP weights)")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".safetensors":
-        return read_safetensors(path, "CLIP weights in .safetensors")[0], "safetensors"
+        return read_safetensors(path, "CLIP weights in .safetensors", finite=False)[0], "safetensors"
     if ext not in CLIP_EXTENSIONS:
         raise CheckpointError(path, f"CLIP weights ({', '.join(CLIP_EXTENSIONS)})", f"extension {ext or '(none)'}")
     if zipfile.is_zipfile(path) and torchscript.is_torchscript_archive(path):
         # Module attributes that are not weights: the text tower's causal mask.
         tensors = {k: v for k, v in torchscript.read_tensors(path).items() if not k.endswith("attn_mask")}
         return tensors, "TorchScript archive (OpenAI release)"
-    obj = load_torch_file(path, "CLIP weights (a state dict)")
+    obj = load_torch_file(path, "CLIP weights (a state dict)", finite=False)
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):

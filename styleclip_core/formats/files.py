@@ -2,8 +2,14 @@
 with clear errors, the one atomic writer and the one content fingerprint.
 
 * ``load_torch_file``: ``torch.load(weights_only=True)``; a file holding Python objects beyond
-  tensors and containers is refused (never retried with code execution).
+  tensors and containers is refused (never retried with code execution), and so is any file
+  PyTorch cannot read (empty, text, truncated), always with a ``CheckpointError`` naming the
+  file. PyTorch's own advice to retry with ``weights_only=False`` is never passed on: for a file
+  from the internet that advice is the attack.
 * ``read_safetensors``: tensors and metadata, or an error naming the file.
+* ``check_finite``: every reader refuses NaN or infinite floating values (a damaged file or a
+  diverged training run, which would render images that are entirely NaN), naming the file, the
+  first bad tensor and how many values are bad.
 * ``save_atomic``: every file the pack writes goes to ``<path>.partial`` and is renamed into
   place, so an interrupted write never leaves a half-written file under the real name; it never
   replaces an existing file unless asked to.
@@ -16,13 +22,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import pickle
+import re
+import time
 import weakref
-import zipfile
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from ..errors import CheckpointError
@@ -31,31 +38,124 @@ from ..errors import CheckpointError
 # "TINY RANDOM STAND-IN" in their report.
 TINY_MARK = "tiny_stand_in"
 PARTIAL = ".partial"
+log = logging.getLogger("styleclip_core.formats")
+# When this process started, as far as its files are concerned: no partial file this process
+# writes (only save_atomic writes them, below) can be older than the import of this module.
+PROCESS_START = time.time()
+
+# Lines of PyTorch's messages that advise retrying with weights_only=False, or to file an issue:
+# never shown (for an untrusted file, loading it with code execution is the attack).
+_ADVICE = re.compile(r"weights.only|trusted source|file an issue|documentation of torch\.load|arbitrary code", re.IGNORECASE)
+_UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 
-def load_torch_file(path: str, what: str) -> object:
-    """``torch.load`` with ``weights_only=True`` and errors that say what went wrong."""
+def library_message(e: BaseException, limit: int = 240) -> str:
+    """``Type: message`` of a library's exception, one line, without any advice to load the file
+    with ``weights_only=False`` (those lines are dropped, not quoted)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip() and not _ADVICE.search(line)]
+    text = " ".join(lines)
+    if len(text) > limit:
+        text = text[:limit] + " ..."
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def sniff(path: str) -> str | None:
+    """What a file that is plainly no checkpoint holds (empty, text, a Git LFS pointer), or None."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return None
+    if size == 0:
+        return "an empty file (0 bytes; an interrupted download leaves one): download it again"
+    if head.startswith(b"version https://git-lfs"):
+        return f"a Git LFS pointer ({size} bytes), not the file itself: fetch it with git lfs pull or download it again"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if text and all(c.isprintable() or c in "\r\n\t" for c in text):
+        first = " ".join(text.split())[:60]
+        return f"a text file of {size} bytes starting {first!r} (an error page saved under the model's name?), not a checkpoint: download it again"
+    return None
+
+
+def load_torch_file(path: str, what: str, finite: bool = True) -> object:
+    """``torch.load`` with ``weights_only=True`` and errors that say what went wrong: every
+    failure to read the file is a ``CheckpointError`` naming it. ``finite``: refuse NaN or inf
+    in any floating tensor (``check_finite``)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file (expected {what})")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
     except pickle.UnpicklingError as e:
-        raise CheckpointError(path, what, f"a pickle with Python objects beyond tensors and containers, which is not loaded for safety ({str(e).splitlines()[0]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(path, what, f"a file PyTorch cannot read; it may be truncated or not a checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        unsafe = _UNSAFE_GLOBAL.search(str(e))
+        if unsafe:
+            found = f"a pickle holding Python objects ({unsafe.group(1)}) beyond tensors and containers, which are not loaded for safety"
+        else:
+            found = sniff(path) or f"a file PyTorch's safe loader refuses: not a checkpoint of tensors, or one holding objects that are not loaded for safety ({library_message(e)})"
+        raise CheckpointError(path, what, found) from None
+    except Exception as e:  # noqa: BLE001 -- torch.load raises IndexError, KeyError, EOFError, ... for damaged files
+        raise CheckpointError(path, what, sniff(path) or f"a file PyTorch cannot read; it may be truncated or not a checkpoint ({library_message(e)})") from None
+    if finite:
+        check_finite(obj, path, what)
+    return obj
 
 
-def read_safetensors(path: str, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_safetensors(path: str, what: str, finite: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata) of a ``.safetensors`` file; a missing or unreadable file is an error
-    naming the file and ``what`` was expected."""
+    naming the file and ``what`` was expected. ``finite``: refuse NaN or inf (``check_finite``)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file (expected {what})")
     try:
         with safe_open(path, "pt") as f:
             meta = f.metadata() or {}
-        return load_file(path), meta
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(path, what, f"an unreadable file; it may be truncated ({e})") from None
+        tensors = load_file(path)
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- SafetensorError, OSError, ValueError, ...
+        raise CheckpointError(path, what, sniff(path) or f"an unreadable file; it may be truncated ({library_message(e)})") from None
+    if finite:
+        check_finite(tensors, path, what)
+    return tensors, meta
+
+
+def named_tensors(obj, prefix: str = ""):
+    """(name, tensor) of every tensor in nested dicts, lists and tuples; names joined with '/'."""
+    if isinstance(obj, torch.Tensor):
+        yield prefix or "(the tensor)", obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from named_tensors(v, f"{prefix}/{k}" if prefix else str(k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from named_tensors(v, f"{prefix}/{i}" if prefix else str(i))
+
+
+def check_finite(tensors, path: str, what: str) -> None:
+    """Refuse NaN or infinite values in any floating tensor of ``tensors`` (a tensor, or nested
+    dicts / lists of them) read from ``path``: a ``CheckpointError`` naming the file, the first
+    bad tensor and how many values are bad. Meta tensors (shape checks) are skipped."""
+    bad_tensors, bad_values, first = 0, 0, None
+    for name, t in named_tensors(tensors):
+        if not (t.is_floating_point() or t.is_complex()) or t.device.type == "meta" or t.numel() == 0:
+            continue
+        ok = torch.isfinite(t)
+        if bool(ok.all()):
+            continue
+        n = int(t.numel() - int(ok.sum()))
+        bad_tensors, bad_values = bad_tensors + 1, bad_values + n
+        if first is None:
+            first = f"{name!r} ({n} of its {t.numel()} values)"
+    if bad_values:
+        raise CheckpointError(
+            path, f"{what}, with finite values",
+            f"{bad_values} non-finite values (NaN or inf) in {bad_tensors} tensor{'s' if bad_tensors > 1 else ''}, the first in {first}; "
+            "the file is damaged or was saved from a diverged run",
+        )
 
 
 def describe_object(obj) -> str:
@@ -75,9 +175,10 @@ def save_atomic(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str,
     """Write ``tensors`` (moved to the CPU, contiguous) and string ``metadata`` as ``.safetensors``
     at ``path``: to ``path + '.partial'`` first, then renamed. Refuses to replace an existing file
     unless ``overwrite``. A failed write removes its partial file."""
+    tmp = path + PARTIAL
+    remove_stale_partial(tmp)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} already exists; choose another name")
-    tmp = path + PARTIAL
     try:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
         os.replace(tmp, path)
@@ -86,6 +187,26 @@ def save_atomic(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str,
             os.remove(tmp)
         raise
     return path
+
+
+def remove_stale_partial(tmp: str) -> bool:
+    """Remove ``tmp`` (a ``.partial`` file) when it is older than this process: left by a write
+    that was killed before it could clean up (a failed write removes its own), logged on the
+    ``styleclip_core.formats`` logger. A newer one is not counted as stale (it may be a write of
+    another process running now). Returns whether one was removed."""
+    try:
+        mtime = os.path.getmtime(tmp)
+    except OSError:
+        return False
+    if mtime >= PROCESS_START:
+        return False
+    try:
+        os.remove(tmp)
+    except OSError as e:
+        log.warning("could not remove the stale partial file %s of an interrupted write: %s", tmp, e)
+        return False
+    log.warning("removed %s: the partial file of an interrupted earlier write (%s), older than this process", tmp, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mtime)))
+    return True
 
 
 def tensors_fingerprint(tensors: dict[str, torch.Tensor]) -> str:

@@ -13,7 +13,7 @@ import torch
 from ..errors import CheckpointError
 from ..models.generator import Generator
 from . import nvidia_pickle
-from .files import TINY_MARK, describe_object, digest, load_torch_file, module_fingerprint, read_safetensors, save_atomic, strip_prefix
+from .files import TINY_MARK, check_finite, describe_object, digest, load_torch_file, module_fingerprint, read_safetensors, save_atomic, strip_prefix
 
 GENERATOR_EXTENSIONS = (".pt", ".pth", ".pkl", ".safetensors")
 SAFETENSORS_FORMAT = "styleclip-generator"
@@ -53,6 +53,7 @@ def read_generator_state(path: str) -> tuple[dict, torch.Tensor | None, dict | N
             ada = nvidia_pickle.tf_to_ada(nvidia_pickle.tf_variables(data, path), path)
         else:
             ada, _ = nvidia_pickle.ada_state_dict(data, path)
+        check_finite(ada, path, "an NVIDIA StyleGAN2 pickle")
         state, w_avg = nvidia_pickle.ada_to_rosinality(ada, path)
         return state, w_avg, None
     if ext == ".safetensors":

@@ -32,9 +32,14 @@ def load_latents(path: str) -> Latents:
         raise CheckpointError(path, "a W+ latent tensor [B, n_latent, D]", f"a {type(obj).__name__}")
     tensors, meta = read_safetensors(path, "latents saved as .safetensors")
     if "w_plus" in tensors:
+        if tensors["w_plus"].ndim != 3:
+            raise CheckpointError(path, "a W+ tensor 'w_plus' [B, n_latent, D]", f"shape {list(tensors['w_plus'].shape)}")
         return Latents(w_plus=tensors["w_plus"].float())
     if "s.0" in tensors:
-        return Latents(styles=[tensors[f"s.{i}"].float() for i in range(len(tensors))])
+        styles = [tensors.get(f"s.{i}") for i in range(len(tensors))]
+        if any(s is None or s.ndim != 2 for s in styles):
+            raise CheckpointError(path, "StyleSpace tensors 's.0' ... 's.<n>', each [B, channels]", f"tensors {[(k, list(v.shape)) for k, v in sorted(tensors.items())][:6]}")
+        return Latents(styles=[s.float() for s in styles])
     raise CheckpointError(path, "a 'w_plus' tensor or StyleSpace 's.<i>' tensors", f"tensors {sorted(tensors)[:6]} (format {meta.get('format')})")
 
 

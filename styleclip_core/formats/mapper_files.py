@@ -59,7 +59,7 @@ def load_mapper(path: str) -> tuple[LatentMapper, dict | None]:
     keep = {k: opts[k] for k in ("description", "mapper_type", "no_coarse_mapper", "no_medium_mapper", "no_fine_mapper", "stylegan_size", "work_in_stylespace", "tiny_stand_in") if k in opts}
     try:
         mapper = build_mapper(mapper_type, state, options=keep)
-    except ValueError as e:
+    except (KeyError, ValueError) as e:
         raise CheckpointError(path, expected, str(e)) from None
     decoder = {k[len("decoder."):]: v for k, v in sd.items() if k.startswith("decoder.")} or None
     return mapper, decoder

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
+from .files import library_message, sniff
 
 
 class Persistent:
@@ -128,8 +129,11 @@ def read_pickle(path: str):
         unpickler = _RestrictedUnpickler(f)
         try:
             data = unpickler.load()
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, RuntimeError) as e:
-            raise CheckpointError(path, "an NVIDIA StyleGAN2 pickle", f"a file that cannot be unpickled safely ({type(e).__name__}: {e}); it may be truncated") from None
+        except MemoryError:
+            raise
+        except Exception as e:  # noqa: BLE001 -- a damaged pickle raises almost anything; nothing in it has run
+            found = sniff(path) or f"a file that cannot be unpickled safely ({library_message(e)}); it may be truncated"
+            raise CheckpointError(path, "an NVIDIA StyleGAN2 pickle", found) from None
     return data, unpickler.opaque
 
 

@@ -14,6 +14,7 @@ import zipfile
 import torch
 
 from ..errors import CheckpointError
+from .files import library_message, sniff
 
 _STORAGE_DTYPES = {
     "FloatStorage": torch.float32,
@@ -121,10 +122,10 @@ def read_tensors(path: str) -> dict[str, torch.Tensor]:
                 raise CheckpointError(path, what, "a zip file without data.pkl and constants.pkl")
             with archive.open(f"{prefix}/data.pkl") as f:
                 root = _ArchiveUnpickler(f, archive, prefix).load()
-    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError, RuntimeError, zipfile.BadZipFile) as e:
-        if isinstance(e, CheckpointError):
-            raise
-        raise CheckpointError(path, what, f"a file that cannot be read safely ({type(e).__name__}: {e}); it may be truncated") from None
+    except (CheckpointError, MemoryError):
+        raise
+    except Exception as e:  # noqa: BLE001 -- a damaged archive raises almost anything; nothing in it has run
+        raise CheckpointError(path, what, sniff(path) or f"a file that cannot be read safely ({library_message(e)}); it may be truncated") from None
     if not isinstance(root, ScriptObject):
         raise CheckpointError(path, "a TorchScript module", f"a pickled {type(root).__name__}")
     tensors: dict[str, torch.Tensor] = {}

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError
+from .generator import shape_mismatches
 
 CLASSES = (
     "background", "skin", "left_brow", "right_brow", "left_eye", "right_eye", "eyeglasses",
@@ -168,6 +169,10 @@ class BiSeNet(nn.Module):
         except KeyError as e:
             raise CheckpointError(source, "a BiSeNet face parser (face-parsing.PyTorch 79999_iter.pth: cp.resnet.*, ffm.*, conv_out.*)", f"no key {e.args[0]!r}; keys {sorted(state)[:5]}") from None
         net = cls(n_classes, widths, head, fuse)
+        wrong = shape_mismatches(net.state_dict(), state)
+        if wrong:
+            raise CheckpointError(source, f"a BiSeNet face parser with widths {list(widths)} and {n_classes} classes (as read from the file)",
+                                  f"{len(wrong)} tensors of other shapes ({'; '.join(wrong[:3])})")
         missing, unexpected = net.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise CheckpointError(source, "the BiSeNet key layout", f"missing {missing[:4]}, unexpected {unexpected[:4]}")

@@ -589,11 +589,7 @@ class Generator(nn.Module):
         expected = g.state_dict()
         missing = [k for k in expected if k not in state and not _is_default_buffer(k)]
         unexpected = [k for k in state if k not in expected]
-        wrong = [
-            f"{k}: expected {list(expected[k].shape)}, found {list(state[k].shape)}"
-            for k in expected
-            if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
-        ]
+        wrong = shape_mismatches(expected, state)
         if missing or unexpected or wrong:
             parts = []
             if missing:
@@ -641,3 +637,13 @@ def num_conv_channels(g: Generator) -> int:
 def _is_default_buffer(key: str) -> bool:
     """Buffers a state dict may omit: FIR kernels are constants, noise maps can be drawn."""
     return key.endswith(".kernel") or key.startswith("noises.")
+
+
+def shape_mismatches(expected: dict, state: dict) -> list[str]:
+    """``'key: expected [..], found [..]'`` for every tensor of ``state`` whose shape differs from
+    the one of the same name in ``expected`` (a module's ``state_dict()``)."""
+    return [
+        f"{k}: expected {list(v.shape)}, found {list(state[k].shape)}"
+        for k, v in expected.items()
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)
+    ]

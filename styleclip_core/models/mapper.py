@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .generator import EqualLinear, Generator, PixelNorm
+from .generator import EqualLinear, Generator, PixelNorm, shape_mismatches
 from .latents import Latents
 
 RESIDUAL_SCALE = 0.1
@@ -133,6 +133,9 @@ def build_mapper(mapper_type: str, state: dict[str, torch.Tensor] | None = None,
         raise ValueError(f"mapper type must be one of {', '.join(MAPPER_TYPES)}, found {mapper_type!r}")
     mapper = LatentMapper(net, mapper_type, options)
     if state is not None:
+        wrong = shape_mismatches(net.state_dict(), state)
+        if wrong:
+            raise ValueError(f"{mapper_type} weights of other shapes than their layers: {len(wrong)} tensors ({'; '.join(wrong[:3])})")
         missing, unexpected = net.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise ValueError(f"{mapper_type} weights: missing {missing[:4]}, unexpected {unexpected[:4]}")
