@@ -134,7 +134,12 @@ class ClipModel:
                 self._text_cache[key] = F.normalize(feats.mean(0), dim=-1)
             else:
                 self._text_cache[key] = self.encode_texts([text])[0]
-        return self._text_cache[key]
+        features = self._text_cache[key]
+        if features.is_inference() and not torch.is_inference_mode_enabled():
+            # cached by a node that ran under inference mode (CLIP Score, Global Direction): such
+            # a tensor cannot take part in autograd, as the losses need; a clone outside it can
+            features = features.clone()
+        return features
 
     def text_direction(self, neutral: str, target: str, templates: bool = True) -> torch.Tensor:
         """Unit direction ``[D]`` from the neutral to the target text (StyleCLIP's ``GetDt``
