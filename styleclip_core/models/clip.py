@@ -47,6 +47,13 @@ def box_resize_matrix(src: int, dst: int, device=None, dtype=torch.float32) -> t
     return m.to(dtype).to(device)  # cast first: Apple's MPS has no float64
 
 
+def _usable(cached: torch.Tensor) -> torch.Tensor:
+    """A cached tensor as the caller can use it: one cached by a node that ran under inference
+    mode (CLIP Score, Global Direction) cannot take part in autograd, as the losses need; outside
+    inference mode it is cloned."""
+    return cached.clone() if cached.is_inference() and not torch.is_inference_mode_enabled() else cached
+
+
 class ClipModel:
     """A CLIP network with StyleCLIP's conventions. Embeddings are L2-normalised."""
 
@@ -93,7 +100,7 @@ class ClipModel:
         key = (size, like.device, like.dtype)
         if key not in self._resize_cache:
             self._resize_cache[key] = box_resize_matrix(size, self.image_size, like.device, like.dtype)
-        return self._resize_cache[key]
+        return _usable(self._resize_cache[key])
 
     def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
         """Generator images ``[B, 3, H, W]`` in about [-1, 1] -> CLIP input ``[B, 3, r, r]``.
@@ -134,12 +141,7 @@ class ClipModel:
                 self._text_cache[key] = F.normalize(feats.mean(0), dim=-1)
             else:
                 self._text_cache[key] = self.encode_texts([text])[0]
-        features = self._text_cache[key]
-        if features.is_inference() and not torch.is_inference_mode_enabled():
-            # cached by a node that ran under inference mode (CLIP Score, Global Direction): such
-            # a tensor cannot take part in autograd, as the losses need; a clone outside it can
-            features = features.clone()
-        return features
+        return _usable(self._text_cache[key])
 
     def text_direction(self, neutral: str, target: str, templates: bool = True) -> torch.Tensor:
         """Unit direction ``[D]`` from the neutral to the target text (StyleCLIP's ``GetDt``
