@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..values import called, check_finite
+
 # How generator images become CLIP input:
 # * 'styleclip': StyleCLIP's CLIPLoss: nearest x7 upsample then AvgPool2d(size // 32), i.e. a box
 #   resize to 224; the [-1, 1] image goes in without CLIP's mean/std normalisation;
@@ -151,9 +153,35 @@ class ClipModel:
             raise ValueError(f"the texts {neutral!r} and {target!r} have the same CLIP embedding: there is no direction between them")
         return change / change.norm()
 
+    @property
+    def context_length(self) -> int:
+        """Tokens of CLIP's text context, start and end tokens included (77 for OpenAI's CLIP)."""
+        return int(getattr(self.net, "context_length", 0) or 77)
+
+    def tokens_beyond_context(self, text: str, templates: bool = False) -> int:
+        """How many of ``text``'s tokens CLIP drops: the tokenizer keeps the first
+        ``context_length - 2`` (then the end token) and cuts the rest without a word. With
+        ``templates``, the most any of the 79 templates of the global method drops."""
+        encode = getattr(self.tokenizer, "encode", None)
+        if encode is None:  # OpenAI-layout files tokenize with open_clip's default BPE tokenizer
+            from open_clip.tokenizer import _tokenizer
+
+            encode = _tokenizer.encode
+        prompts = [t.format(text) for t in imagenet_templates()] if templates else [text]
+        return max(0, max(len(encode(p)) for p in prompts) - (self.context_length - 2))
+
+    def context_note(self, text: str, what: str, templates: bool = False) -> str:
+        """'' or a sentence saying that CLIP cut ``text`` (named ``what``) and by how much."""
+        dropped = self.tokens_beyond_context(text, templates)
+        if not dropped:
+            return ""
+        return (f"{what} is {dropped} tokens longer than CLIP's {self.context_length}-token context"
+                f"{' (in its longest template)' if templates else ''}: CLIP drops its last {dropped} tokens; shorten it")
+
     # ---- scores ----------------------------------------------------------------------------
 
-    def similarity(self, images: torch.Tensor, text: str) -> torch.Tensor:
-        """Cosine similarity ``[B]`` of generator images to a prompt."""
+    def similarity(self, images: torch.Tensor, text: str, names: dict[str, str] | None = None) -> torch.Tensor:
+        """Cosine similarity ``[B]`` of generator images to a prompt (non-finite images are an error)."""
+        check_finite(images, called(names, "images"))
         features = self.encode_images(images)
         return (features * self.text_features(text).to(features.dtype)).sum(-1)
