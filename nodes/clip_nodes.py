@@ -100,8 +100,10 @@ class CLIPScore(io.ComfyNode):
     def execute(cls, clip, images, text) -> io.NodeOutput:
         use(clip.net)
         with torch.no_grad():
-            scores = clip.similarity(from_unit_range(images).to(clip.device), text).cpu().tolist()
+            scores = clip.similarity(from_unit_range(images).to(clip.device), text, names={"images": "images"}).cpu().tolist()
         report = "\n".join(f"image {i}: {s:.4f}  ({text!r})" for i, s in enumerate(scores))
+        if note := clip.context_note(text, "text"):
+            report += "\n" + note
         return io.NodeOutput(scores, report, ui={"text": (report,)})
 
 

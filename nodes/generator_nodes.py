@@ -105,7 +105,7 @@ class Synthesize(io.ComfyNode):
     @classmethod
     def execute(cls, generator, latents, noise, noise_seed, chunk_size) -> io.NodeOutput:
         use(generator)
-        images = render(generator, latents, noise, noise_seed, chunk_size, NodeProgress(latents.batch_size))
+        images = render(generator, latents, noise, noise_seed, chunk_size, NodeProgress(latents.batch_size), names={"chunk": "chunk_size"})
         return io.NodeOutput(to_unit_range(images))
 
 

@@ -14,6 +14,7 @@ from ..styleclip_core.edits.channel_relevance import RelevanceJob
 from ..styleclip_core.edits.global_directions import GlobalDirection, edit_latents
 from ..styleclip_core.edits.relevance_cache import is_fs3_file, relevance_for, relevance_from_file
 from ..styleclip_core.models.generator import num_conv_channels
+from ..styleclip_core.models.render import image_grid
 from ..styleclip_core.precision import PRECISIONS, canonical
 from .common import CATEGORY, Clip, Direction, Generator, Latent, NodeProgress, Relevance, model_files, use
 
@@ -144,6 +145,8 @@ class GlobalDirectionFromText(io.ComfyNode):
         report = f"{neutral!r} -> {target!r}: beta {beta:g} keeps {direction.num_channels} channels"
         if betas:
             report += "; " + ", ".join(f"beta {b:g}: {n}" for b, n in zip(betas, counts))
+        notes = [clip.context_note(text, name, templates=True) for text, name in ((neutral, "neutral"), (target, "target"))]
+        report += "".join(f"; {n}" for n in notes if n)
         return io.NodeOutput(direction, report, ui={"text": (report,)})
 
 
@@ -173,7 +176,7 @@ class ApplyGlobalDirection(io.ComfyNode):
     def execute(cls, generator, latents, direction, alphas) -> io.NodeOutput:
         values = parse_numbers(alphas, "alphas")
         use(generator)
-        edited, originals = edit_latents(generator, latents.to(generator.w_avg.device), direction, values)
+        edited, originals = edit_latents(generator, latents.to(generator.w_avg.device), direction, values, names={"latents": "latents", "alphas": "alphas"})
         return io.NodeOutput(edited, originals, len(values))
 
 
@@ -279,12 +282,7 @@ class ImageGrid(io.ComfyNode):
 
     @classmethod
     def execute(cls, images, columns) -> io.NodeOutput:
-        b, h, w, c = images.shape
-        columns = min(columns, b)
-        rows = -(-b // columns)
-        padded = torch.cat([images, images.new_zeros(rows * columns - b, h, w, c)])
-        grid = padded.reshape(rows, columns, h, w, c).permute(0, 2, 1, 3, 4).reshape(1, rows * h, columns * w, c)
-        return io.NodeOutput(grid)
+        return io.NodeOutput(image_grid(images, columns))
 
 
 NODES = [ChannelRelevance, GlobalDirectionFromText, ApplyGlobalDirection, CombineDirections, SaveDirection, LoadDirection, ImageGrid]

@@ -38,7 +38,7 @@ class LocalEdit(io.ComfyNode):
     def execute(cls, generator, original, edited, mask, feather, blend_from) -> io.NodeOutput:
         use(generator)
         dev = generator.w_avg.device
-        images = render_local_edit(generator, original.to(dev), edited.to(dev), mask, feather, int(blend_from))
+        images = render_local_edit(generator, original.to(dev), edited.to(dev), mask, feather, int(blend_from), names={"original": "original", "edited": "edited", "mask": "mask"})
         return io.NodeOutput(to_unit_range(images.cpu()))
 
 

@@ -17,6 +17,12 @@ def _loss_out():
     return Loss.Output(display_name="loss", tooltip="The incoming terms plus this one: connect to Optimize Latents or to another loss node.")
 
 
+def _output(loss: losses.LossSet, term: losses.LossTerm) -> io.NodeOutput:
+    """The chained set; the term's notes (a text CLIP cuts) shown on the node."""
+    notes = term.notes()
+    return io.NodeOutput(losses.chain(loss, term), ui={"text": ("; ".join(notes),)} if notes else None)
+
+
 def _weight(default, tooltip):
     return io.Float.Input("weight", default=default, min=0.0, max=1000.0, step=0.001, tooltip=tooltip)
 
@@ -41,7 +47,7 @@ class CLIPLoss(io.ComfyNode):
 
     @classmethod
     def execute(cls, clip, text, weight, loss=None) -> io.NodeOutput:
-        return io.NodeOutput(losses.chain(loss, losses.ClipLoss(clip, text, weight)))
+        return _output(loss, losses.ClipLoss(clip, text, weight))
 
 
 class DirectionalCLIPLoss(io.ComfyNode):
@@ -66,7 +72,7 @@ class DirectionalCLIPLoss(io.ComfyNode):
 
     @classmethod
     def execute(cls, clip, neutral_text, target_text, weight, loss=None) -> io.NodeOutput:
-        return io.NodeOutput(losses.chain(loss, losses.DirectionalClipLoss(clip, neutral_text, target_text, weight)))
+        return _output(loss, losses.DirectionalClipLoss(clip, neutral_text, target_text, weight))
 
 
 class IdentityLoss(io.ComfyNode):

@@ -61,7 +61,7 @@ class ApplyMapper(io.ComfyNode):
 
         use(generator, mapper)
         with torch.no_grad():
-            edited = mapper.edit(latents.to(generator.w_avg.device), generator, strength)
+            edited = mapper.edit(latents.to(generator.w_avg.device), generator, strength, names={"latents": "latents"})
         return io.NodeOutput(edited.detach())
 
 

@@ -52,10 +52,11 @@ class OptimizeLatents(io.ComfyNode):
         with gradient_capable():
             result = optimize_latents(
                 generator, latents, loss, steps, learning_rate, SPACE_OPTIONS[space], mask=mask, noise=noise, seed=noise_seed,
-                progress=NodeProgress(steps), preview_every=preview_every,
+                progress=NodeProgress(steps), preview_every=preview_every, names={"start": "latents"},
             )
         final = ", ".join(f"{label} {values.mean():.4f}" for label, values in result.history[-1].items())
         report = f"{loss.describe()}; last step (mean over {latents.batch_size} faces): {final}"
+        report += "".join(f"; {note}" for note in loss.notes())
         if mask is not None:
             report += "; mask covers " + ", ".join(f"{float(m.mean()):.0%}" for m in mask.reshape(-1, *mask.shape[-2:]).float()) + " of the image"
         return io.NodeOutput(result.latents, to_unit_range(result.images), ui={"text": (report,)})

@@ -77,7 +77,7 @@ class InvertImages(io.ComfyNode):
     @classmethod
     def execute(cls, e4e, images, chunk_size) -> io.NodeOutput:
         use(e4e)
-        codes = invert(e4e, images, chunk_size, NodeProgress(images.shape[0]))
+        codes = invert(e4e, images, chunk_size, NodeProgress(images.shape[0]), names={"chunk": "chunk_size"})
         return io.NodeOutput(Latents(w_plus=codes))
 
 
@@ -159,7 +159,7 @@ class AlignFaces(io.ComfyNode):
         else:
             with align.MediaPipeLandmarker(folder_paths.get_full_path_or_raise("mediapipe", landmarks)) as detector:
                 face_points = align.detect_points(detector, images)
-        aligned, alignments = align.align_faces(images, face_points, int(output_size))
+        aligned, alignments = align.align_faces(images, face_points, int(output_size), names={"images": "images", "points": "points"})
         return io.NodeOutput(aligned, alignments)
 
 

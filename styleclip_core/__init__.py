@@ -2,8 +2,9 @@
 
 Layers, each importing only the ones above it in this list:
 
-* ``errors``, ``precision``, ``progress``: the shared vocabulary (error type, the one precision
-  vocabulary, the one progress callback);
+* ``errors``, ``precision``, ``progress``, ``values``: the shared vocabulary (error type, the one
+  precision vocabulary, the one progress callback, the checks of bad values: non-finite numbers,
+  counts, seeds);
 * ``ops``: the StyleGAN2 ops (upfirdn2d, fused bias + leaky ReLU), a PyTorch reference and a
   CUDA plugin behind one function each;
 * ``models``: the networks (generator, latents and rendering, e4e, IR-SE / ArcFace, CLIP,

@@ -21,6 +21,7 @@ from ..formats.files import read_safetensors, save_atomic
 from ..models.generator import Generator, conv_layers
 from ..precision import autocast_dtype, canonical, torch_name
 from ..progress import Progress
+from ..values import check_count
 from .global_directions import StyleStatistics, as_float64, reference_styles, sample_z
 
 SAVE_EVERY_S = 60  # finished rows are written at most this often (and after each layer)
@@ -57,6 +58,7 @@ class RelevanceJob:
 
     def __post_init__(self):
         self.precision = canonical(self.precision)
+        self.num_images = check_count(self.num_images, "num_images")
 
     def layers(self, g: Generator) -> list[int]:
         return [i for i in conv_layers(g) if self.max_resolution is None or g.style_layers[i].resolution <= self.max_resolution]

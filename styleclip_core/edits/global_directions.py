@@ -24,6 +24,7 @@ from ..formats.files import read_safetensors, save_atomic
 from ..models.generator import Generator, conv_layers, num_conv_channels
 from ..models.latents import Latents
 from ..progress import Progress
+from ..values import called, check_count, check_finite
 
 
 # ------------------------------------------------------------------------------------------
@@ -70,6 +71,7 @@ def reference_styles(g: Generator, z: torch.Tensor, psi: float = 0.7, cutoff: in
 def style_statistics(g: Generator, num_samples: int = 100_000, seed: int = 5, psi: float = 0.7, cutoff: int | None = 8, batch_size: int = 4096, progress: Progress | None = None) -> StyleStatistics:
     """Per-layer, per-channel mean and population std of the style codes of ``num_samples`` faces
     (global_torch ``GenerateS`` + ``GetCodeMS``), accumulated in float64 without storing them all."""
+    num_samples, batch_size = check_count(num_samples, "num_samples"), check_count(batch_size, "batch_size")
     z_all = sample_z(num_samples, g.style_dim, seed)
     sums = sq = None
     for start in range(0, num_samples, batch_size):
@@ -188,13 +190,16 @@ def apply_direction(styles: Sequence[torch.Tensor], direction: GlobalDirection, 
     return out
 
 
-def edit_latents(g: Generator, latents: Latents, direction: GlobalDirection, alphas: Sequence[float]) -> tuple[Latents, Latents]:
+def edit_latents(g: Generator, latents: Latents, direction: GlobalDirection, alphas: Sequence[float],
+                 names: dict[str, str] | None = None) -> tuple[Latents, Latents]:
     """(edited, originals): StyleSpace codes ``s + alpha * delta`` for every face and alpha,
     image-major (face 0 at every alpha, then face 1, ...), and the input codes repeated in the same
     order, for nodes that compare or blend the two (mask-local edits)."""
     if not alphas:
-        raise ValueError("no alpha given: list at least one edit strength")
+        raise ValueError(f"{called(names, 'alphas')}: no alpha given: list at least one edit strength")
+    check_finite(torch.tensor([float(a) for a in alphas], dtype=torch.float64), called(names, "alphas"), batched=False)
     direction.check(g)
+    check_finite(latents, called(names, "latents"))
     edited = Latents(styles=apply_direction(latents.to_styles(g), direction, alphas))
     n = len(alphas)
     if latents.w_plus is not None:

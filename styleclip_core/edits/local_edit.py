@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from ..models.generator import Generator
 from ..models.latents import Latents
+from ..values import called, check_finite
 from .masks import prepare_mask
 
 
@@ -33,10 +34,13 @@ def render_local_edit(
     feather: float = 0.0,
     start_resolution: int = 8,
     noise="const",
+    names: dict[str, str] | None = None,
 ) -> torch.Tensor:
     """Image [B, 3, size, size] in [-1, 1] with the edit confined to ``mask``; where the mask is 0
     it equals ``g.synthesis(original.to_styles(g), noise)`` bit for bit (broadcast over the batch
     when ``original`` is one code)."""
+    for value, parameter in ((original, "original"), (edited, "edited"), (mask, "mask")):
+        check_finite(value, called(names, parameter))
     batch = max(original.batch_size, edited.batch_size)
     orig_styles, edit_styles = original.to_styles(g), edited.to_styles(g)
     if min(original.batch_size, edited.batch_size) not in (1, batch):

@@ -115,6 +115,10 @@ class LossTerm:
     def describe(self) -> str:
         return self.kind
 
+    def notes(self) -> list[str]:
+        """Sentences for the user about this term (a prompt longer than CLIP's context); none by default."""
+        return []
+
     @property
     def networks(self) -> tuple[torch.nn.Module, ...]:
         """The networks the term runs, for whoever places models on devices."""
@@ -147,6 +151,9 @@ class ClipLoss(LossTerm):
 
     def describe(self):
         return f"CLIP {self.text!r}"
+
+    def notes(self):
+        return [n for n in [self.clip.context_note(self.text, "the CLIP loss text")] if n]
 
 
 # Floor on the image-embedding change in the directional loss. At the first step the edited
@@ -184,6 +191,10 @@ class DirectionalClipLoss(LossTerm):
 
     def describe(self):
         return f"directional CLIP {self.neutral!r} -> {self.target!r}"
+
+    def notes(self):
+        notes = [self.clip.context_note(self.neutral, "the neutral text"), self.clip.context_note(self.target, "the target text")]
+        return [n for n in notes if n]
 
 
 class IdentityLoss(LossTerm):
@@ -284,6 +295,21 @@ class LossValue:
     total: torch.Tensor  # [B], weighted sum of the terms
     parts: dict[str, torch.Tensor] = field(default_factory=dict)  # label -> unweighted [B]
 
+    def check_finite(self, step: int, sample: str = "face") -> "LossValue":
+        """Itself if every term of every sample is finite; else a FloatingPointError naming the
+        step (counting from 1), the first term that diverged and the sample (counting from 0)."""
+        if bool(torch.isfinite(self.total.detach()).all()):
+            return self
+        for label, value in self.parts.items():
+            bad = ~torch.isfinite(value.detach().reshape(-1))
+            if bool(bad.any()):
+                i = int(bad.nonzero()[0, 0])
+                raise FloatingPointError(
+                    f"the loss term {label!r} became {float(value.detach().reshape(-1)[i])} for {sample} {i} at step {step}: "
+                    "the edit diverged; lower the learning rate or the term's weight (nothing was output)"
+                )
+        raise FloatingPointError(f"the loss became {self.total.detach().tolist()} at step {step}: the edit diverged; lower the learning rate (nothing was output)")
+
 
 class PreparedLoss:
     def __init__(self, terms: list[tuple[str, float, TermFn]]):
@@ -334,6 +360,10 @@ class LossSet:
 
     def describe(self) -> str:
         return " + ".join(f"{term.weight:g} x {label}" for label, term in self.active) or "(empty)"
+
+    def notes(self) -> list[str]:
+        """What the user should know about the active terms (e.g. a prompt CLIP cuts)."""
+        return [n for _, term in self.active for n in term.notes()]
 
 
 def chain(loss: LossSet | None, term: LossTerm) -> LossSet:

@@ -327,6 +327,7 @@ class MapperTrainer:
             edited = self.mapper.edit(w, g)
             x_hat = g.synthesis(edited.to_styles(g), noise="const")
             value = loss(context.edited(x_hat, edited))
+            value.check_finite(self.step_index + 1, "batch sample")  # names the term that diverged
             total = value.total.mean()
             if not math.isfinite(float(total.detach())):
                 raise FloatingPointError(f"the loss became {float(total.detach())} at step {self.step_index + 1}; lower the learning rate")

@@ -21,6 +21,7 @@ from ..models.generator import Generator
 from ..models.latents import Latents
 from ..models.render import per_sample_noise
 from ..progress import Progress
+from ..values import called, check_count, check_finite
 from .losses import EditContext, LossSet
 from .masks import resize_mask
 
@@ -55,14 +56,16 @@ class LatentOptimizer:
     """
 
     def __init__(self, g: Generator, start: Latents, loss: LossSet, steps: int = 300, lr: float = 0.1, space: str = "w+",
-                 mask: torch.Tensor | None = None, noise: str = "const", seed: int = 0, amp_dtype: torch.dtype | None = None):
+                 mask: torch.Tensor | None = None, noise: str = "const", seed: int = 0, amp_dtype: torch.dtype | None = None,
+                 names: dict[str, str] | None = None):
         if torch.is_inference_mode_enabled():
             raise RuntimeError("latent optimisation needs autograd; it cannot run under torch.inference_mode")
         if space not in SPACES:
             raise ValueError(f"space must be one of {SPACES}, found {space!r}")
-        if steps < 1:
-            raise ValueError("steps must be at least 1")
+        steps = check_count(steps, called(names, "steps"))
         start.check(g)
+        check_finite(start, called(names, "start"))
+        check_finite(mask, called(names, "mask"))
         if space == "w+" and start.w_plus is None:
             raise ValueError("these latents are StyleSpace codes; they cannot be optimised in W+ (choose space 's')")
         self.g, self.steps, self.lr, self.space, self.amp_dtype = g, steps, lr, space, amp_dtype
@@ -114,6 +117,7 @@ class LatentOptimizer:
             images = self._render(latents)
             with self._autocast():
                 value = self.loss(self.context.edited(images, latents))
+            value.check_finite(self.step_index + 1)  # before the update: the codes stay finite
             self.optimizer.zero_grad(set_to_none=True)
             value.total.sum().backward()
         self.optimizer.step()
@@ -134,14 +138,18 @@ class LatentOptimizer:
 
 def optimize_latents(g: Generator, start: Latents, loss: LossSet, steps: int = 300, lr: float = 0.1, space: str = "w+",
                      mask: torch.Tensor | None = None, noise: str = "const", seed: int = 0, progress: Progress | None = None,
-                     preview_every: int = 10, amp_dtype: torch.dtype | None = None) -> OptimizeResult:
+                     preview_every: int = 10, amp_dtype: torch.dtype | None = None, names: dict[str, str] | None = None) -> OptimizeResult:
     """Edit ``start`` by minimising ``loss`` for ``steps`` Adam steps (see ``LatentOptimizer``).
 
     ``progress(done, total, preview)`` runs after every step, with the current images every
     ``preview_every`` steps and at the end; if it raises, the run stops there and nothing is
-    returned (``start`` is never modified).
+    returned (``start`` is never modified). A loss term that becomes NaN or infinite stops the run
+    the same way, with a FloatingPointError naming the step, the term and the face.
+    ``names`` maps parameters (``start``, ``mask``, ``steps``, ``preview_every``) to the names
+    the caller's errors should use.
     """
-    run = LatentOptimizer(g, start, loss, steps, lr, space, mask, noise, seed, amp_dtype)
+    preview_every = check_count(preview_every, called(names, "preview_every"))
+    run = LatentOptimizer(g, start, loss, steps, lr, space, mask, noise, seed, amp_dtype, names)
     for i in range(steps):
         run.step()
         if progress is not None and i + 1 < steps:

@@ -35,6 +35,7 @@ from ..formats.generator_files import generator_fingerprint
 from ..models.clip import ClipModel
 from ..models.generator import Generator
 from ..progress import Progress
+from ..values import check_count
 from .channel_relevance import RelevanceJob, channel_relevance, clip_input_for_relevance
 from .global_directions import GlobalDirection, StyleStatistics, boundary, channels_kept, check_fs3, style_statistics
 
@@ -93,6 +94,7 @@ class Relevance:
 def statistics_for(g: Generator, folders: Sequence[str], num_samples: int = 100_000, progress: Progress | None = None) -> tuple[StyleStatistics, str]:
     """Style statistics of ``g`` from the cache, else computed (no rendering; seconds to a minute)
     and written to ``folders[0]``. Returns (statistics, file)."""
+    num_samples = check_count(num_samples, "statistics_samples")
     key = generator_fingerprint(g)
     recipe = {"num_samples": num_samples, **STATISTICS, "generator": key}
     name = f"stats-g{key[:12]}-r{digest(recipe)[:8]}.safetensors"

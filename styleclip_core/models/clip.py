@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..values import called, check_finite
+
 # How generator images become CLIP input:
 # * 'styleclip': StyleCLIP's CLIPLoss: nearest x7 upsample then AvgPool2d(size // 32), i.e. a box
 #   resize to 224; the [-1, 1] image goes in without CLIP's mean/std normalisation;
@@ -45,6 +47,13 @@ def box_resize_matrix(src: int, dst: int, device=None, dtype=torch.float32) -> t
     m = torch.zeros(dst, src, dtype=torch.float64)
     m.index_put_((rows, cols), torch.full((dst * pool,), 1.0 / pool, dtype=torch.float64), accumulate=True)
     return m.to(dtype).to(device)  # cast first: Apple's MPS has no float64
+
+
+def _usable(cached: torch.Tensor) -> torch.Tensor:
+    """A cached tensor as the caller can use it: one cached by a node that ran under inference
+    mode (CLIP Score, Global Direction) cannot take part in autograd, as the losses need; outside
+    inference mode it is cloned."""
+    return cached.clone() if cached.is_inference() and not torch.is_inference_mode_enabled() else cached
 
 
 class ClipModel:
@@ -93,7 +102,7 @@ class ClipModel:
         key = (size, like.device, like.dtype)
         if key not in self._resize_cache:
             self._resize_cache[key] = box_resize_matrix(size, self.image_size, like.device, like.dtype)
-        return self._resize_cache[key]
+        return _usable(self._resize_cache[key])
 
     def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
         """Generator images ``[B, 3, H, W]`` in about [-1, 1] -> CLIP input ``[B, 3, r, r]``.
@@ -134,7 +143,7 @@ class ClipModel:
                 self._text_cache[key] = F.normalize(feats.mean(0), dim=-1)
             else:
                 self._text_cache[key] = self.encode_texts([text])[0]
-        return self._text_cache[key]
+        return _usable(self._text_cache[key])
 
     def text_direction(self, neutral: str, target: str, templates: bool = True) -> torch.Tensor:
         """Unit direction ``[D]`` from the neutral to the target text (StyleCLIP's ``GetDt``
@@ -144,9 +153,35 @@ class ClipModel:
             raise ValueError(f"the texts {neutral!r} and {target!r} have the same CLIP embedding: there is no direction between them")
         return change / change.norm()
 
+    @property
+    def context_length(self) -> int:
+        """Tokens of CLIP's text context, start and end tokens included (77 for OpenAI's CLIP)."""
+        return int(getattr(self.net, "context_length", 0) or 77)
+
+    def tokens_beyond_context(self, text: str, templates: bool = False) -> int:
+        """How many of ``text``'s tokens CLIP drops: the tokenizer keeps the first
+        ``context_length - 2`` (then the end token) and cuts the rest without a word. With
+        ``templates``, the most any of the 79 templates of the global method drops."""
+        encode = getattr(self.tokenizer, "encode", None)
+        if encode is None:  # OpenAI-layout files tokenize with open_clip's default BPE tokenizer
+            from open_clip.tokenizer import _tokenizer
+
+            encode = _tokenizer.encode
+        prompts = [t.format(text) for t in imagenet_templates()] if templates else [text]
+        return max(0, max(len(encode(p)) for p in prompts) - (self.context_length - 2))
+
+    def context_note(self, text: str, what: str, templates: bool = False) -> str:
+        """'' or a sentence saying that CLIP cut ``text`` (named ``what``) and by how much."""
+        dropped = self.tokens_beyond_context(text, templates)
+        if not dropped:
+            return ""
+        return (f"{what} is {dropped} tokens longer than CLIP's {self.context_length}-token context"
+                f"{' (in its longest template)' if templates else ''}: CLIP drops its last {dropped} tokens; shorten it")
+
     # ---- scores ----------------------------------------------------------------------------
 
-    def similarity(self, images: torch.Tensor, text: str) -> torch.Tensor:
-        """Cosine similarity ``[B]`` of generator images to a prompt."""
+    def similarity(self, images: torch.Tensor, text: str, names: dict[str, str] | None = None) -> torch.Tensor:
+        """Cosine similarity ``[B]`` of generator images to a prompt (non-finite images are an error)."""
+        check_finite(images, called(names, "images"))
         features = self.encode_images(images)
         return (features * self.text_features(text).to(features.dtype)).sum(-1)

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..progress import Progress
+from ..values import called, check_count, check_finite
 from . import irse
 from .generator import EqualLinear
 from .render import from_unit_range
@@ -151,8 +152,11 @@ def preprocess(images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def invert(encoder: Encoder4Editing, images: torch.Tensor, chunk: int = 4, progress: Progress | None = None) -> torch.Tensor:
+def invert(encoder: Encoder4Editing, images: torch.Tensor, chunk: int = 4, progress: Progress | None = None,
+           names: dict[str, str] | None = None) -> torch.Tensor:
     """W+ codes [B, style_count, style_dim] (average latent added) of aligned faces [B, H, W, C] in [0, 1]."""
+    chunk = check_count(chunk, called(names, "chunk"))
+    check_finite(images, called(names, "images"))
     device = encoder.latent_avg.device
     out, total = [], images.shape[0]
     for start in range(0, total, chunk):

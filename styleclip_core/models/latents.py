@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..values import called, check_count, generator as seeded
 from .generator import Generator
 
 
@@ -74,10 +75,12 @@ class Latents:
         return Latents(styles=[torch.cat(parts) for parts in zip(*[i.styles for i in items])])
 
 
-def sample_latents(g: Generator, batch_size: int, seed: int, truncation_psi: float = 1.0) -> Latents:
-    """W+ codes of ``batch_size`` faces from seeded Z, truncated toward the checkpoint's W average
-    (or the mean of 4096 seeded samples when it has none), every row as rosinality does."""
-    gen = torch.Generator().manual_seed(seed)
+def sample_latents(g: Generator, batch_size: int, seed: int, truncation_psi: float = 1.0, names: dict[str, str] | None = None) -> Latents:
+    """W+ codes of ``batch_size`` (at least 1) faces from seeded Z (the seed modulo 2**64),
+    truncated toward the checkpoint's W average (or the mean of 4096 seeded samples when it has
+    none), every row as rosinality does."""
+    batch_size = check_count(batch_size, called(names, "batch_size"))
+    gen = seeded(seed)
     device = g.w_avg.device
     z = torch.randn(batch_size, g.style_dim, generator=gen).to(device)
     with torch.no_grad():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..values import called, check_finite
 from .generator import EqualLinear, Generator, PixelNorm, shape_mismatches
 from .latents import Latents
 
@@ -95,8 +96,9 @@ class LatentMapper(nn.Module):
         latents.check(g)
         return Latents(w_plus=self.net(latents.w_plus))
 
-    def edit(self, latents: Latents, g: Generator, strength: float = 1.0) -> Latents:
-        """w + strength * 0.1 * mapper(w) (or per StyleSpace layer)."""
+    def edit(self, latents: Latents, g: Generator, strength: float = 1.0, names: dict[str, str] | None = None) -> Latents:
+        """w + strength * 0.1 * mapper(w) (or per StyleSpace layer); non-finite codes are an error."""
+        check_finite(latents, called(names, "latents"))
         d = self.delta(latents, g)
         k = strength * RESIDUAL_SCALE
         if d.w_plus is not None:

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..values import called, check_finite
+
 # Output size -> size of the quad transform before the final downscale: e4e aligns straight to
 # 256; the FFHQ recipe transforms at 4096 and downsamples to 1024.
 TRANSFORM_SIZE = {256: 256, 1024: 4096}
@@ -100,7 +102,38 @@ class FaceAlignment:
 def _pil_rgb(image) -> Image.Image:
     if isinstance(image, Image.Image):
         return image.convert("RGB")
-    return Image.fromarray(np.asarray(image, dtype=np.uint8)[..., :3], "RGB")
+    arr = np.asarray(image, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.shape[-1] < 3:  # grey (or grey + alpha): the grey channel in R, G and B
+        arr = np.repeat(arr[..., :1], 3, axis=-1)
+    return Image.fromarray(np.ascontiguousarray(arr[..., :3]), "RGB")
+
+
+# A face crop smaller than this (in photo pixels) or larger than this many times the photo's
+# longer side cannot come from real eye and mouth points.
+MIN_FACE_SIDE = 8.0
+MAX_FACE_SCALE = 16.0
+
+
+def points_problem(points: FacePoints, width: int, height: int) -> str | None:
+    """What makes ``points`` unusable for a ``width`` x ``height`` photo, or None: numbers that are
+    not finite, points that (nearly) coincide, a crop entirely outside the photo or far larger
+    than it."""
+    p = points.array()
+    if not np.isfinite(p).all():
+        return f"the points {p.flatten().tolist()} are not all finite numbers"
+    quad, side = ffhq_quad(points)
+    if not np.isfinite(side) or side < MIN_FACE_SIDE:
+        return (f"the eye and mouth points (nearly) coincide ({p.flatten().tolist()}): the face crop would be {side:.1f} px, "
+                f"less than {MIN_FACE_SIDE:g}; give the left eye, right eye, left and right mouth corner of the face")
+    if side > MAX_FACE_SCALE * max(width, height):
+        return f"the points make a face crop of {side:.0f} px, far larger than the {width}x{height} photo; check the points"
+    lo, hi = quad.min(0), quad.max(0)
+    if hi[0] < 0 or hi[1] < 0 or lo[0] > width or lo[1] > height:
+        return (f"the points put the face crop ({lo[0]:.0f}, {lo[1]:.0f}) - ({hi[0]:.0f}, {hi[1]:.0f}) entirely outside the "
+                f"{width}x{height} photo; points are pixels of the photo (x from the left, y from the top)")
+    return None
 
 
 def align_face(image, points: FacePoints, output_size: int = 256) -> tuple[np.ndarray, FaceAlignment]:
@@ -111,6 +144,9 @@ def align_face(image, points: FacePoints, output_size: int = 256) -> tuple[np.nd
     transform_size = TRANSFORM_SIZE[output_size]
     img = _pil_rgb(image)
     width, height = img.size
+    problem = points_problem(points, width, height)
+    if problem:
+        raise ValueError(f"points: {problem}")
     quad, qsize = ffhq_quad(points)
     scale = np.array([1.0, 1.0])  # photo coordinates per working-image coordinate
     offset = np.array([0.0, 0.0])  # working-image origin in (shrunk) photo coordinates
@@ -188,12 +224,27 @@ def parse_points(text: str, batch_size: int) -> list[FacePoints]:
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """ComfyUI IMAGE [B, H, W, C] in [0, 1] -> uint8 RGB, the pixels of the file it was loaded from."""
-    return (images[..., :3].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    """ComfyUI IMAGE [B, H, W, C] in [0, 1] -> uint8 RGB, the pixels of the file it was loaded from
+    (a grey image, C = 1 or grey + alpha, in all three channels)."""
+    if images.ndim == 3:
+        images = images[..., None]
+    rgb = images[..., :3] if images.shape[-1] >= 3 else images[..., :1].expand(*images.shape[:-1], 3)
+    return (rgb.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
-def align_faces(images: torch.Tensor, points: list[FacePoints] | None, output_size: int = 256) -> tuple[torch.Tensor, list[FaceAlignment]]:
-    """Align a batch [B, H, W, C] in [0, 1]; ``points=None`` means the images are already aligned crops."""
+def align_faces(images: torch.Tensor, points: list[FacePoints] | None, output_size: int = 256,
+                names: dict[str, str] | None = None) -> tuple[torch.Tensor, list[FaceAlignment]]:
+    """Align a batch [B, H, W, C] in [0, 1] (grey images too); ``points=None`` means the images
+    are already aligned crops. Non-finite pixels, and points that cannot be a face in their image
+    (``points_problem``), are errors naming the image's batch index."""
+    check_finite(images, called(names, "images"))
+    if points is not None and len(points) != images.shape[0]:
+        raise ValueError(f"{called(names, 'points')}: {len(points)} faces for {images.shape[0]} images")
+    height, width = images.shape[1:3]
+    for i, pts in enumerate(points or []):
+        problem = points_problem(pts, width, height)
+        if problem:
+            raise ValueError(f"{called(names, 'points')} of image {i} (batch indices count from 0): {problem}")
     pixels = to_uint8(images)
     results = [align_face(p, pts, output_size) if points is not None else already_aligned(p, output_size) for p, pts in zip(pixels, points or [None] * len(pixels))]
     aligned = torch.from_numpy(np.stack([r[0] for r in results])).float() / 255
@@ -387,6 +438,8 @@ def paste_back(photos: torch.Tensor, faces: torch.Tensor, alignments: list[FaceA
     """Warp each aligned face [N, h, w, C] back into its photo [B, H, W, C] (N == B, or one photo
     for N edits) through its alignment, blended with a feathered square mask (times ``mask``
     [N or 1, h, w] in aligned coordinates when given). Returns the photos and the masks used [N, H, W]."""
+    for value, parameter in ((photos, "photos"), (faces, "faces"), (mask, "mask")):
+        check_finite(value, parameter)
     n, b = faces.shape[0], photos.shape[0]
     if len(alignments) != b:
         raise ValueError(f"paste back: {len(alignments)} alignments for {b} photos; use the photos that were aligned")
