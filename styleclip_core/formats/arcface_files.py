@@ -5,9 +5,8 @@ import os
 
 from ..errors import CheckpointError
 from ..models.irse import ArcFaceBackbone
-from .files import TINY_MARK, describe_object, load_torch_file, read_safetensors
+from .files import TINY_MARK, read_state_dict
 
-ARCFACE_EXTENSIONS = (".pth", ".pt", ".safetensors")
 
 
 def load_arcface(path: str, device="cpu") -> ArcFaceBackbone:
@@ -16,22 +15,13 @@ def load_arcface(path: str, device="cpu") -> ArcFaceBackbone:
     ``model_ir_se50.pth`` (pSp / e4e release) is a plain state dict, read with
     ``weights_only=True``; a ``.safetensors`` copy of it works too.
     """
-    what = "an ArcFace IR-SE50 state dict (model_ir_se50.pth)"
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".safetensors":
-        state = read_safetensors(path, what)[0]
-    elif ext in (".pth", ".pt"):
-        state = load_torch_file(path, what)
-    else:
-        raise CheckpointError(path, f"ArcFace weights ({', '.join(ARCFACE_EXTENSIONS)})", f"extension {ext or '(none)'}")
-    if not isinstance(state, dict):
-        raise CheckpointError(path, what, describe_object(state))
+    state = read_state_dict(path, "an ArcFace IR-SE50 state dict (model_ir_se50.pth)", "ArcFace")
     state = dict(state)
     tiny = state.pop(TINY_MARK, None) is not None
     try:
         net = ArcFaceBackbone.from_state_dict(state, source=path)
     except RuntimeError as e:  # tensors of other shapes than the units read from the file
-        raise CheckpointError(path, what, f"inconsistent tensor shapes ({str(e).splitlines()[0][:300]})") from None
+        raise CheckpointError(path, "an ArcFace IR-SE50 state dict (model_ir_se50.pth)", f"inconsistent tensor shapes ({str(e).splitlines()[0][:300]})") from None
     net.is_tiny_stand_in = tiny
     net.source = os.path.basename(path)
     return net.requires_grad_(False).to(device)

@@ -233,3 +233,18 @@ def module_fingerprint(module: torch.nn.Module) -> str:
 def digest(*parts) -> str:
     """SHA-256 (hex) of JSON-serialisable settings, key order ignored."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def read_state_dict(path: str, what: str, kind: str) -> dict:
+    """A plain state dict from a ``.pt`` / ``.pth`` (``weights_only=True``) or ``.safetensors``
+    file, as the face parser and ArcFace releases are stored; ``kind`` names the model in the
+    error for another extension."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".safetensors":
+        return read_safetensors(path, what)[0]
+    if ext not in (".pt", ".pth"):
+        raise CheckpointError(path, f"{kind} weights (.pth, .pt, .safetensors)", f"extension {ext or '(none)'}")
+    state = load_torch_file(path, what)
+    if not isinstance(state, dict):
+        raise CheckpointError(path, what, describe_object(state))
+    return state
