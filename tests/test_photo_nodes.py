@@ -93,6 +93,9 @@ def test_detector_path(comfy, monkeypatch):
         aligned, alignment = n["StyleCLIP_AlignFaces"].execute(photo[:1], "face_landmarker.task", "256").args
         assert seen == [model]
         expected = n["StyleCLIP_AlignFaces"].execute(photo[:1], photo_nodes(comfy).POINTS, "256", sf.portrait_points_text()).args[0]
+        # the detector's points reach the warp through MediaPipe's normalised (x + 0.5) / w, ~1e-13 px
+        # away from the typed points: a resampled value may round to the neighbouring uint8 level, never
+        # further (measured exactly 1/255)
         assert (aligned - expected).abs().max() <= 1 / 255 + 1e-6
         with pytest.raises(align.FaceNotFoundError, match="no face found in image 1 of the batch"):
             n["StyleCLIP_AlignFaces"].execute(photo, "face_landmarker.task", "256")
