@@ -26,8 +26,11 @@ def test_outside_equals_original_inside_equals_edit(setup):
     assert out.shape == img_orig.shape
     # outside (the mask is exactly 0 there): the original's plain rendering, bit for bit
     assert torch.equal(out[..., :, :32], img_orig[..., :, :32])
-    inside = out[..., :, 44:] - img_edit[..., :, 44:]
-    assert inside.abs().max() < 1e-5, inside.abs().max()  # away from the band: the edit
+    # away from the band: the mask is exactly 1 at every blended resolution (lerp returns the edit
+    # pass's features), the edit pass renders the same batch as the plain rendering, and these pixels
+    # lie beyond the receptive field of the original's features blended in at 16 px (convolutions
+    # are local): the plain rendering of the edit, bit for bit (measured so on every set-up)
+    assert torch.equal(out[..., :, 44:], img_edit[..., :, 44:])
     assert (img_edit - img_orig)[..., :, 44:].abs().mean() > 0.05  # and the edit is visible there
 
 
@@ -98,6 +101,9 @@ def test_local_edit_node_with_a_face_parser_mask(comfy):
         out = comfy.run("StyleCLIP_LocalEdit", generator=g, original=orig, edited=edit, mask=mask, feather=feather, blend_from=blend_from).args[0]
         assert out.shape == img_orig.shape
         assert torch.equal(out[outside], img_orig[outside]), blend_from  # the mask is 0 there: Synthesize's pixels exactly
+        # "is the edit": the feathered mask is 1 only up to float32 rounding of the Gaussian's
+        # weights, so deep inside the blend leaves the edit's pixels within a few ulp; measured at
+        # most 1.3e-6 in the deep region (1 and 4 threads, AVX512/AVX2/default), 1e-5 is ~8x that
         is_edit = ((out - img_edit).abs().amax(-1) < 1e-5).numpy()
         matches_edit.append(int(is_edit.sum()))
         deep = depth_inside > radius + 1 + BAND_CELLS * g.size / int(blend_from)

@@ -25,7 +25,8 @@ def test_fused_leaky_relu_matches_fixture(name, parity):
 
 
 def test_make_kernel(parity):
-    parity.close("ops:kernel_blur", make_kernel([1, 3, 3, 1]), T["kernel_blur"], atol=1e-5, rtol=1.3e-6)  # assert_close's float32 defaults
+    # k k^T / 64: products of 1, 3, 9 over a power of two, exact in float32
+    parity.close("ops:kernel_blur", make_kernel([1, 3, 3, 1]), T["kernel_blur"], atol=0, rtol=0)
 
 
 def _zero_insert_reference(x, k, up, p0, p1):
@@ -47,6 +48,8 @@ def test_polyphase_upsample_equals_definition(ksize):
     for p0 in range(0, ksize + 1):
         for p1 in range(-1, ksize + 1):
             ours = upfirdn2d_reference(x, k, 2, 2, 1, 1, p0, p1, p0, p1)
+            # float64 sums of <= 25 products (|y| <= 10): ~25 * 2.2e-16 * 10 = 5.5e-14 worst case;
+            # measured 2.7e-15
             torch.testing.assert_close(ours, _zero_insert_reference(x, k, 2, p0, p1), atol=1e-12, rtol=0)
 
 
