@@ -113,8 +113,9 @@ def test_text_direction_is_nadas_with_the_prompt_itself(clip):
     assert (ours @ nada79).item() < 0.99
 
 
-def test_loss_matches_nada_above_the_floor(g, clip):
-    ctx, w, original = setup(g, amount=0.3)
+def ours_and_nada_inputs(g, clip, ctx, w, original):
+    """(edited image, our per-face loss, NADA's image encoder, NADA's one-template text direction,
+    the L2-normalised image embedding change) for the edit ``w`` of ``original``."""
     term = losses.DirectionalClipLoss(clip, NEUTRAL, TARGET)
     image = g(w)
     ours = term.prepare(ctx)(ctx.edited(image, Latents(w_plus=w)))
@@ -122,6 +123,12 @@ def test_loss_matches_nada_above_the_floor(g, clip):
     d = nada_compute_text_direction(clip.net, clip.tokenizer, NEUTRAL, TARGET, ["{}"])
     with torch.no_grad():
         change = F.normalize(encode(image), dim=-1) - F.normalize(encode(original), dim=-1)
+    return image, ours, encode, d, change
+
+
+def test_loss_matches_nada_above_the_floor(g, clip):
+    ctx, w, original = setup(g, amount=0.3)
+    image, ours, encode, d, change = ours_and_nada_inputs(g, clip, ctx, w, original)
     text_change = text_change_norm(clip)
     assert (change.norm(dim=-1) > 10 * losses.DIRECTION_MIN_NORM).all()  # well above the floor
     tol = bound(change.norm(dim=-1).min().item(), text_change, change.shape[-1])
@@ -149,13 +156,7 @@ def test_norm_floor_below_001(g, clip):
     is exactly 1 with a finite gradient, where NADA's cosine of a zero-norm change is undefined."""
     assert losses.DIRECTION_MIN_NORM == 0.01  # the documented floor
     ctx, w, original = setup(g, amount=4e-3)
-    term = losses.DirectionalClipLoss(clip, NEUTRAL, TARGET)
-    image = g(w)
-    ours = term.prepare(ctx)(ctx.edited(image, Latents(w_plus=w)))
-    encode = encoder(clip)
-    d = nada_compute_text_direction(clip.net, clip.tokenizer, NEUTRAL, TARGET, ["{}"])
-    with torch.no_grad():
-        change = F.normalize(encode(image), dim=-1) - F.normalize(encode(original), dim=-1)
+    image, ours, encode, d, change = ours_and_nada_inputs(g, clip, ctx, w, original)
     norms = change.norm(dim=-1)
     assert (norms < losses.DIRECTION_MIN_NORM).all() and (norms > 0.2 * losses.DIRECTION_MIN_NORM).all(), norms
     cos_nada = 1 - torch.stack([nada_clip_directional_loss(encode, original[i:i + 1], image[i:i + 1], d) for i in range(3)])
@@ -169,7 +170,7 @@ def test_norm_floor_below_001(g, clip):
     # no change at all: loss 1 exactly, finite bounded gradient (NADA would divide 0 by 0 unless the
     # +1e-6 re-encode moves the embedding)
     w0 = ctx.original_latents.w_plus.clone().requires_grad_(True)
-    v0 = term.prepare(ctx)(ctx.edited(g(w0), Latents(w_plus=w0)))
+    v0 = losses.DirectionalClipLoss(clip, NEUTRAL, TARGET).prepare(ctx)(ctx.edited(g(w0), Latents(w_plus=w0)))
     torch.testing.assert_close(v0.detach(), torch.ones(3), atol=0, rtol=0)
     v0.sum().backward()
     assert torch.isfinite(w0.grad).all() and w0.grad.abs().max() < 1e3
