@@ -4,11 +4,13 @@ from comfy_api.latest import ComfyExtension, io
 from . import clip_nodes, generator_nodes, local_nodes, loss_nodes, mapper_nodes, optimize_nodes, photo_nodes
 from . import mapper_training_nodes
 from . import global_nodes
+from . import inversion_nodes
 from .common import register_model_folders
 
 NODES: list[type[io.ComfyNode]] = [
     *generator_nodes.NODES,
     *photo_nodes.NODES,
+    *inversion_nodes.NODES,
     *clip_nodes.NODES,
     *loss_nodes.NODES,
     *optimize_nodes.NODES,

@@ -24,6 +24,7 @@ ArcFace = io.Custom("SCLIP_ARCFACE")
 Loss = io.Custom("SCLIP_LOSS")
 Relevance = io.Custom("SCLIP_RELEVANCE")  # styleclip_core.edits.relevance_cache.Relevance
 Direction = io.Custom("SCLIP_DIRECTION")  # styleclip_core.edits.global_directions.GlobalDirection
+Lpips = io.Custom("SCLIP_LPIPS")  # styleclip_core.models.lpips.LPIPS
 
 CATEGORY = "StyleCLIP"
 
@@ -41,6 +42,7 @@ MODEL_FOLDERS: dict[str, tuple[str, ...]] = {
     "arcface": (".pth", ".pt", ".safetensors"),
     "styleclip_global": (".npy", ".safetensors"),  # fs3 and style statistics (computed ones are cached here)
     "styleclip_directions": (".safetensors",),
+    "lpips": (".pth", ".pt", ".safetensors"),  # torchvision backbones of LPIPS (the heads ship with the lpips package)
 }
 
 
@@ -143,6 +145,7 @@ def unique_output_path(filename_prefix: str, extension: str) -> tuple[str, str]:
 MODEL_HINTS = {
     "openclip": "OpenAI's CLIP ViT-B/32 (ViT-B-32.pt from OpenAI's CLIP release) or other open_clip weights",
     "arcface": "the ArcFace IR-SE50 identity network (model_ir_se50.pth from the pSp / e4e release)",
+    "lpips": "torchvision's alexnet-owt-7be5be79.pth (LPIPS-alex) or vgg16-397923af.pth (LPIPS-vgg, the projector's)",
 }
 
 

@@ -84,6 +84,13 @@ PAGES = [
          "([text edits](text_edits.md)).",
          ["StyleCLIP_LoadFaceParser", "StyleCLIP_FaceParsingMask", "StyleCLIP_LocalEdit"],
          ["05_local_edit_face_parsing.json", "06_local_edit_core_masks.json", "09_masked_text_edit.json"]),
+    Page("pivotal_tuning", "Photos that keep their identity: projector, pivotal tuning, edit metrics",
+         "e4e alone loses some identity and detail. PTI (Roich et al.) fixes that: find a pivot code (e4e's, or the "
+         "W / W+ projector's), then fine-tune a copy of the generator so that the pivot renders the photo. The tuned "
+         "generator is an ordinary generator: every edit node takes it, and edits stay as editable as before. "
+         "*Edit Metrics* scores edits the way papers do (CLIP, directional CLIP, identity, LPIPS, PSNR).",
+         ["StyleCLIP_LoadLPIPS"],
+         []),
 ]
 
 

@@ -115,6 +115,18 @@ def _fs3(path):
     return f"channel relevance fs3 {list(fs3.shape)}"
 
 
+def _lpips_backbone(net):
+    def check(path):
+        from .lpips_files import read_backbone
+
+        _, tiny = read_backbone(net, path)
+        if tiny:
+            raise ValueError("a tiny random stand-in, not the real model")
+        return f"torchvision {'VGG16' if net == 'vgg' else 'AlexNet'} features for LPIPS-{net}"
+
+    return check
+
+
 NC = "non-commercial"
 CATALOG: list[ModelFile] = [
     ModelFile("generator", "stylegan2-ffhq-config-f.pt", "stylegan",
@@ -157,6 +169,16 @@ CATALOG: list[ModelFile] = [
               "https://github.com/orpatashnik/StyleCLIP/tree/main/global_torch/npy/ffhq",
               "StyleCLIP repository, global_torch/npy/ffhq/fs3.npy (or compute it with the pack's channel relevance)", "MIT (StyleCLIP)",
               "about 12 MB (6048 x 512 float32)", "global directions", _fs3),
+    ModelFile("lpips_alex", "alexnet-owt-7be5be79.pth", "lpips",
+              "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+              "torchvision's ImageNet AlexNet (the backbone lpips.LPIPS(net='alex') loads; the v0.1 heads come with the lpips package)",
+              "BSD-3-Clause (torchvision)", "about 233 MB (61.1 M values; only the 2.5 M of features.* are used)",
+              "Pivotal Tuning's loss, Edit Metrics' LPIPS", _lpips_backbone("alex"), sha256="7be5be79"),
+    ModelFile("lpips_vgg", "vgg16-397923af.pth", "lpips",
+              "https://download.pytorch.org/models/vgg16-397923af.pth",
+              "torchvision's ImageNet VGG16 (the backbone of lpips.LPIPS(net='vgg'), and of the projector's feature distance)",
+              "BSD-3-Clause (torchvision)", "about 528 MB (138 M values; only the 14.7 M of features.* are used)",
+              "Project Latents (W / W+ projector)", _lpips_backbone("vgg"), sha256="397923af"),
 ]
 
 

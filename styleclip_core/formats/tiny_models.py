@@ -407,6 +407,19 @@ def write_fs3_npy(path: str, seed: int = 0) -> str:
     return path
 
 
+def write_lpips_backbone(path: str, net: str = "alex", seed: int = 0) -> str:
+    """A random-weight backbone in torchvision's layout (``features.*``) for LPIPS-``net``. The
+    architecture is fixed, so it is real-size (AlexNet about 10 MB, VGG16 about 59 MB)."""
+    from ..models.lpips import features
+
+    _no_overwrite(path)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        state = {f"features.{k}": v for k, v in features(net).state_dict().items()}
+    torch.save({**state, TINY_MARK: torch.tensor(1)}, path)
+    return path
+
+
 # ---------------------------------------------------------------------------------------------
 # models folder
 
@@ -419,6 +432,8 @@ WRITERS: dict[str, tuple[str, str, callable]] = {
     "clip": ("openclip", "ViT-B-32.pt", write_openai_clip),
     "arcface": ("arcface", "model_ir_se50.pth", write_arcface_pth),
     "fs3": ("styleclip_global", "fs3.npy", write_fs3_npy),
+    "lpips_alex": ("lpips", "alexnet-owt-7be5be79.pth", lambda path: write_lpips_backbone(path, "alex")),
+    "lpips_vgg": ("lpips", "vgg16-397923af.pth", lambda path: write_lpips_backbone(path, "vgg")),
 }
 
 
