@@ -12,7 +12,6 @@ returns the image of the last forward pass, one Adam update behind its final lat
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -21,18 +20,12 @@ from ..models.generator import Generator
 from ..models.latents import Latents
 from ..models.render import per_sample_noise
 from ..progress import Progress
+from ..schedules import get_lr
 from ..values import called, check_count, check_finite
 from .losses import EditContext, LossSet
 from .masks import resize_mask
 
 SPACES = ("w+", "s")
-
-
-def get_lr(t: float, initial_lr: float, rampdown: float = 0.25, rampup: float = 0.05) -> float:
-    """Learning rate at progress ``t`` in [0, 1) of the run."""
-    ramp = min(1.0, (1 - t) / rampdown)
-    ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
-    return initial_lr * ramp * min(1.0, t / rampup)
 
 
 @dataclass
