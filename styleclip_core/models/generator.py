@@ -608,6 +608,22 @@ class Generator(nn.Module):
             g._materialize_default_buffers(device)
         return g
 
+    def copy(self) -> "Generator":
+        """An independent generator with this one's weights, buffers and settings (precision, ops
+        backend, W average, source, stand-in mark), to fine-tune while this one stays as it is.
+        Attributes others attached (ComfyUI's model patcher) are not copied; torch.compile is not
+        carried over (compile the copy again if wanted)."""
+        with torch.device("meta"):
+            g = Generator.from_config(self.config)
+        g.load_state_dict({k: v.detach().clone() for k, v in self.state_dict().items()}, assign=True)
+        g.w_avg = self.w_avg.detach().clone()
+        g.has_w_avg = self.has_w_avg
+        g.set_precision(self.precision).set_ops_backend(getattr(self, "ops_backend", "auto"))
+        for name in ("source", "is_tiny_stand_in"):
+            if hasattr(self, name):
+                setattr(g, name, getattr(self, name))
+        return g.train(self.training).requires_grad_(False)
+
     def _materialize_default_buffers(self, device):
         """Give every buffer the state dict did not provide its default value on ``device``."""
         gen = torch.Generator().manual_seed(0)
