@@ -140,6 +140,22 @@ def unique_output_path(filename_prefix: str, extension: str) -> tuple[str, str]:
         counter += 1
 
 
+def unique_model_path(folder: str, name: str, extension: str, what: str) -> str:
+    """A new file ``name`` + ``extension`` in the first path of a models folder (``name_00001`` ... when
+    taken): never an existing file. ``name`` is letters, digits, '-', '_', '.' and spaces."""
+    import re
+
+    name = name.strip()
+    if not re.fullmatch(r"[\w\-. ]+", name) or name.startswith("."):
+        raise ValueError(f"{what} name {name!r}: use letters, digits, '-', '_', '.' and spaces only")
+    directory = folder_paths.get_folder_paths(folder)[0]
+    os.makedirs(directory, exist_ok=True)
+    path, counter = os.path.join(directory, name + extension), 1
+    while os.path.exists(path):
+        path, counter = os.path.join(directory, f"{name}_{counter:05}{extension}"), counter + 1
+    return path
+
+
 # ---- text edits: model files users download themselves ----------------------------------
 
 MODEL_HINTS = {

@@ -7,7 +7,6 @@ import os
 import re
 
 import folder_paths
-import torch
 from comfy_api.latest import io
 
 from ..styleclip_core.edits.channel_relevance import RelevanceJob
@@ -16,7 +15,7 @@ from ..styleclip_core.edits.relevance_cache import is_fs3_file, relevance_for, r
 from ..styleclip_core.models.generator import num_conv_channels
 from ..styleclip_core.models.render import image_grid
 from ..styleclip_core.precision import PRECISIONS, canonical
-from .common import CATEGORY, Clip, Direction, Generator, Latent, NodeProgress, Relevance, model_files, use
+from .common import CATEGORY, Clip, Direction, Generator, Latent, NodeProgress, Relevance, model_files, unique_model_path, use
 
 GLOBAL = CATEGORY + "/global"
 COMPUTE = "compute for this generator and CLIP (cached)"
@@ -230,14 +229,7 @@ class SaveDirection(io.ComfyNode):
 
     @classmethod
     def execute(cls, direction, name) -> io.NodeOutput:
-        name = name.strip()
-        if not re.fullmatch(r"[\w\-. ]+", name) or name.startswith("."):
-            raise ValueError(f"direction name {name!r}: use letters, digits, '-', '_', '.' and spaces only")
-        folder = folder_paths.get_folder_paths("styleclip_directions")[0]
-        os.makedirs(folder, exist_ok=True)
-        path, counter = os.path.join(folder, name + ".safetensors"), 1
-        while os.path.exists(path):
-            path, counter = os.path.join(folder, f"{name}_{counter:05}.safetensors"), counter + 1
+        path = unique_model_path("styleclip_directions", name, ".safetensors", "direction")
         direction.save(path)
         return io.NodeOutput(ui={"text": (f"saved {_describe(direction)} to {path}",)})
 

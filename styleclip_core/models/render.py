@@ -22,6 +22,16 @@ def from_unit_range(images: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 1, 2).float() * 2 - 1
 
 
+def photos_at(images: torch.Tensor, size: int) -> torch.Tensor:
+    """ComfyUI images [B, H, W, C] in [0, 1] -> [B, 3, size, size] in [-1, 1], resized (bilinear with
+    antialiasing) when they are not already ``size`` px: what the projector and tuning compare
+    a generator's renderings with."""
+    x = from_unit_range(images)
+    if x.shape[2:] != (size, size):
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x
+
+
 def per_sample_noise(g: Generator, seed: int, start: int, count: int) -> list[torch.Tensor]:
     """Random noise maps for samples ``start .. start+count-1`` of a batch, sample ``i`` drawn
     from ``seed + i``, so an image does not depend on how a batch is split. Seeds wrap modulo

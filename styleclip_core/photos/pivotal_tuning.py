@@ -58,7 +58,16 @@ class Tuning:
     latents: Latents  # the pivots, W+ (what to edit with the tuned generator)
     steps_applied: int  # Adam updates made (per face with several faces)
     stopped_early: bool
-    history: list[dict[str, torch.Tensor]] = field(default_factory=list)  # per forward: loss, l2, lpips [B], locality
+    history: list[dict[str, torch.Tensor]] = field(default_factory=list)  # per forward: face, loss, l2, lpips, locality
+
+    def summary(self) -> str:
+        """One line: updates made, why it stopped, and each face's LPIPS / L2 at its last forward."""
+        last = {}
+        for h in self.history:
+            last[int(h["face"])] = h
+        faces = ", ".join(f"face {i}: LPIPS {h['lpips'].item():.4f}, L2 {h['l2'].item():.4f}" for i, h in sorted(last.items()))
+        how = "stopped at the LPIPS threshold" if self.stopped_early else "ran every step"
+        return f"pivotal tuning: {self.steps_applied} updates, {how}; at the last step measured: {faces}"
 
 
 def _pivot_images(g: Generator, latents: Latents, images: torch.Tensor, names) -> tuple[torch.Tensor, torch.Tensor]:
