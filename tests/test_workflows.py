@@ -71,6 +71,10 @@ SAVED = {
         differ=[("styleclip/masked_text_edit_original", "styleclip/masked_text_edit")]),
     "10_edit_photo_by_text.json": dict(
         outputs={"styleclip/photo_text_edit": Images(1, *PHOTO), "styleclip/photo_text_edit_latents": Codes(1)}),
+    "11_photo_pti_global_edit.json": dict(
+        outputs={"styleclip/photo_pti_global_edit": Images(1, *PHOTO)}),
+    "12_photo_pti_text_edit.json": dict(
+        outputs={"styleclip/photo_pti_text_edit": Images(1, *PHOTO), "styleclip/photo_pti_text_edit_latents": Codes(1)}),
 }
 
 

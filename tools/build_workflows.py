@@ -64,6 +64,7 @@ TOP = 60
 IMAGE_NODES = frozenset({
     "LoadImage", "SaveImage", "PreviewImage",
     "StyleCLIP_Synthesize", "StyleCLIP_OptimizeLatents", "StyleCLIP_TrainMapper", "StyleCLIP_ChannelRelevance",
+    "StyleCLIP_ProjectLatents", "StyleCLIP_PivotalTuning",
 })
 
 
@@ -438,6 +439,66 @@ WORKFLOWS["08_global_direction"] = dict(
         node(15, "SaveImage", {"filename_prefix": "styleclip/global_blonde_sweep_local"}, {"images": (14, 0)}),
     ],
 )
+
+PTI_NOTE = (
+    "Pivotal Tuning fine-tunes a copy of the generator around e4e's codes (PTI: 350 steps of L2 + LPIPS-alex; one face stops "
+    "early once LPIPS reaches 0.06). About a minute on a GPU; on a CPU at 1024 px expect well over half an hour. Save Generator "
+    "writes the tuned generator to models/stylegan if you want to reuse it."
+)
+
+WORKFLOWS["11_photo_pti_global_edit"] = dict(
+    note="Edit a real photo that keeps its identity: align, invert with e4e, pivotal tuning (PTI), then a global direction "
+    "('face' -> 'smiling face') applied with the tuned generator, pasted back into the photo.\n"
+    f"{PHOTO_NOTE}\n{PTI_NOTE}\n"
+    "Models: e4e_ffhq_encode.pt (models/e4e, holds the generator), alexnet-owt-7be5be79.pth (models/lpips, torchvision's), "
+    "ViT-B-32.pt (models/openclip), fs3.npy (models/styleclip_global). " + DETECTOR_NOTE,
+    nodes=[
+        node(1, "StyleCLIP_ExamplePortrait", {}, title="Example Portrait (swap in Load Image for your photo)"),
+        node(2, "StyleCLIP_LoadE4E", {"e4e_name": "e4e_ffhq_encode.pt", "ops_backend": "auto"}),
+        node(3, "StyleCLIP_AlignFaces", {"landmarks": "built-in (mediapipe package)", "output_size": "1024", "points": ""}, {"images": (1, 0)}),
+        node(4, "StyleCLIP_InvertImages", {"chunk_size": 4}, {"e4e": (2, 0), "images": (3, 0)}),
+        node(5, "StyleCLIP_LoadLPIPS", {"net": "alex", "backbone_name": "alexnet-owt-7be5be79.pth"}),
+        node(6, "StyleCLIP_PivotalTuning", {"steps": 350, "learning_rate": 3e-4, "lpips_threshold": 0.06},
+             {"generator": (2, 1), "lpips": (5, 0), "latents": (4, 0), "images": (3, 0)}),
+        node(7, "StyleCLIP_LoadCLIP", {"clip_name": "ViT-B-32.pt", "architecture": "auto", "image_preprocessing": "styleclip"}),
+        node(8, "StyleCLIP_ChannelRelevance", {"fs3": "fs3.npy"}, {"generator": (2, 1), "clip": (7, 0)}),
+        node(9, "StyleCLIP_GlobalDirection", {"neutral": "face", "target": "smiling face", "beta": 0.15}, {"relevance": (8, 0), "clip": (7, 0)}),
+        node(10, "StyleCLIP_ApplyGlobalDirection", {"alphas": "3"}, {"generator": (6, 0), "latents": (6, 1), "direction": (9, 0)}),
+        node(11, "StyleCLIP_Synthesize", {"noise": "const"}, {"generator": (6, 0), "latents": (10, 0)}),
+        node(12, "StyleCLIP_PasteFaceBack", {"feather": 0.1}, {"photos": (1, 0), "faces": (11, 0), "alignment": (3, 1)}),
+        node(13, "SaveImage", {"filename_prefix": "styleclip/photo_pti_global_edit"}, {"images": (12, 0)}),
+        node(14, "PreviewImage", {}, {"images": (6, 2)}, title="PTI reconstruction"),
+    ],
+)
+
+WORKFLOWS["12_photo_pti_text_edit"] = dict(
+    note="Edit a real photo by text with pivotal tuning: align, invert with e4e, tune the generator around the codes (PTI), "
+    "optimise the codes toward the text with the tuned generator, render, paste back.\n"
+    f"{PHOTO_NOTE}\n{PTI_NOTE}\n"
+    "Only 20 optimisation steps: a light edit (see workflow 10).\n"
+    "Models: e4e_ffhq_encode.pt (models/e4e, holds the generator), alexnet-owt-7be5be79.pth (models/lpips, torchvision's), "
+    "ViT-B-32.pt (models/openclip). " + DETECTOR_NOTE,
+    nodes=[
+        node(1, "StyleCLIP_ExamplePortrait", {}, title="Example Portrait (swap in Load Image for your photo)"),
+        node(2, "StyleCLIP_LoadE4E", {"e4e_name": "e4e_ffhq_encode.pt", "ops_backend": "auto"}),
+        node(3, "StyleCLIP_AlignFaces", {"landmarks": "built-in (mediapipe package)", "output_size": "1024", "points": ""}, {"images": (1, 0)}),
+        node(4, "StyleCLIP_InvertImages", {"chunk_size": 4}, {"e4e": (2, 0), "images": (3, 0)}),
+        node(5, "StyleCLIP_LoadLPIPS", {"net": "alex", "backbone_name": "alexnet-owt-7be5be79.pth"}),
+        node(6, "StyleCLIP_PivotalTuning", {"steps": 350, "learning_rate": 3e-4, "lpips_threshold": 0.06},
+             {"generator": (2, 1), "lpips": (5, 0), "latents": (4, 0), "images": (3, 0)}),
+        node(7, "StyleCLIP_LoadCLIP", {"clip_name": "ViT-B-32.pt", "architecture": "auto", "image_preprocessing": "styleclip"}),
+        node(8, "StyleCLIP_CLIPLoss", {"text": "a smiling person", "weight": 1.0}, {"clip": (7, 0)}),
+        node(9, "StyleCLIP_LatentL2Loss", {"weight": 0.008}, {"loss": (8, 0)}),
+        node(10, "StyleCLIP_OptimizeLatents", {"steps": 20, "learning_rate": 0.1, "space": "W+", "noise": "const", "preview_every": 5},
+             {"generator": (6, 0), "latents": (6, 1), "loss": (9, 0)}),
+        node(11, "StyleCLIP_Synthesize", {"noise": "const"}, {"generator": (6, 0), "latents": (10, 0)}),
+        node(12, "StyleCLIP_PasteFaceBack", {"feather": 0.1}, {"photos": (1, 0), "faces": (11, 0), "alignment": (3, 1)}),
+        node(13, "SaveImage", {"filename_prefix": "styleclip/photo_pti_text_edit"}, {"images": (12, 0)}),
+        node(14, "PreviewImage", {}, {"images": (6, 2)}, title="PTI reconstruction"),
+        node(15, "StyleCLIP_SaveLatents", {"filename_prefix": "styleclip/photo_pti_text_edit_latents"}, {"latents": (10, 0)}),
+    ],
+)
+
 
 def main():
     import tempfile

@@ -151,7 +151,20 @@ def _core_nodes():
                 m = torch.nn.functional.max_pool2d(m if expand > 0 else -m, 3, 1, 1) * (1 if expand > 0 else -1)
             return io.NodeOutput(m[:, 0])
 
-    return {c.define_schema().node_id: c for c in (SaveImage, PreviewImage, LoadImage, SolidMask, MaskComposite, GrowMask)}
+    class ImageBatch(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="ImageBatch", category="image", outputs=[io.Image.Output()],
+                             inputs=[io.Image.Input("image1"), io.Image.Input("image2")])
+
+        @classmethod
+        def execute(cls, image1, image2):
+            # ComfyUI's nodes.ImageBatch: image2 resized (bilinear; same aspect here, so no crop) to image1's size
+            if image1.shape[1:] != image2.shape[1:]:
+                image2 = torch.nn.functional.interpolate(image2.movedim(-1, 1), size=image1.shape[1:3], mode="bilinear").movedim(1, -1)
+            return io.NodeOutput(torch.cat((image1, image2), dim=0))
+
+    return {c.define_schema().node_id: c for c in (SaveImage, PreviewImage, LoadImage, SolidMask, MaskComposite, GrowMask, ImageBatch)}
 
 
 def all_nodes() -> dict[str, type]:

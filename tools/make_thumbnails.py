@@ -43,6 +43,9 @@ TEMPLATES = {
     "08_global_direction": ("Global direction", "A text direction in StyleSpace swept over five strengths, globally and locally."),
     "09_masked_text_edit": ("Masked text edit", "A text edit of the hair only: masked losses and Local Edit."),
     "10_edit_photo_by_text": ("Edit a photo by text", "Align, invert and edit a real photo toward a text, then paste it back."),
+    "11_photo_pti_global_edit": ("Photo edit that keeps identity", "e4e, then pivotal tuning (PTI), then a global direction, pasted back."),
+    "12_photo_pti_text_edit": ("Photo text edit with PTI", "e4e, pivotal tuning, then a text optimisation with the tuned generator."),
+    "13_compare_e4e_pti": ("e4e alone vs e4e + PTI", "Reconstructions side by side, scored by Edit Metrics (identity, LPIPS, PSNR)."),
 }
 
 

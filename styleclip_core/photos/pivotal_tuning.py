@@ -83,7 +83,8 @@ def _pivot_images(g: Generator, latents: Latents, images: torch.Tensor, names) -
     if latents.batch_size != images.shape[0]:
         raise ValueError(f"{called(names, 'latents')}: {latents.batch_size} pivots for {images.shape[0]} images; expected one per image")
     check_finite(images, called(names, "images"))
-    return g.to_w_plus(latents.w_plus).detach(), images.detach()
+    # Copies: tensors a node made under torch.inference_mode cannot enter autograd's graph.
+    return g.to_w_plus(latents.w_plus).detach().clone(), images.detach().clone()
 
 
 class LocalityRegularizer:

@@ -164,7 +164,7 @@ class Projector:
         self.noise = [n.detach().to(device, torch.float32).reshape(batch, 1, *n.shape[-2:]).clone().requires_grad_(True) for n in initial_noise]
         if jitter is None:
             jitter = torch.randn((s.steps, batch, rows, g.style_dim), generator=generator)
-        self.jitter = jitter.to(device, torch.float32).reshape(s.steps, batch, rows, g.style_dim)
+        self.jitter = jitter.to(device, torch.float32).reshape(s.steps, batch, rows, g.style_dim).clone()
         self.optimizer = torch.optim.Adam([self.w, *self.noise], betas=(0.9, 0.999), lr=s.initial_learning_rate)
         self.step_index = 0
         self.result = Projection(latents=self._latents(), noise=[n.detach() for n in self.noise])
