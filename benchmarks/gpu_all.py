@@ -22,6 +22,8 @@ becomes an error row and the run goes on):
   (every conv channel x 100 faces x 2 signs), float32 against SingleChannel.py's procedure and
   bfloat16, with the bfloat16 rows' cosine to float32 ones;
 * e4e inversion at 1024 px, batch 1 and 4 (bench_e4e.py);
+* PTI (bench_pti.py): a projector step and a tuning step at each size, reference against ours, and
+  the wall time of a whole 350-step tuning at 1024 px (PTI reports about a minute per image);
 * torch.compile (``Generator.compile_synthesis``) of the 1024 px forward (``--compile all``: also
   batch 4 and forward+backward): compile time, speed against eager, difference from eager;
 * the issue's goals as PASS / FAIL: a 100-step optimisation edit at 1024 px under 3 s, a mapper or
@@ -66,7 +68,7 @@ PEAKS = (
 GOAL_EDIT_100_S = 3.0
 GOAL_FAST_EDIT_S = 0.030
 GOAL_RELEVANCE_MIN = 15.0
-SECTIONS = ("generator", "optimize", "mapper", "global", "relevance", "e4e", "compile")
+SECTIONS = ("generator", "optimize", "mapper", "global", "relevance", "e4e", "pti", "compile")
 
 
 def peak_tflops(device_name: str, override=None) -> dict | None:
@@ -404,6 +406,26 @@ def section_e4e(s: Settings, device, report: Report, peaks, results):
                  ["batch", "part", "reference", "ours", "ratio", "ref MB", "ours MB", "notes"], rows)
 
 
+def section_pti(s: Settings, device, report: Report, peaks, results):
+    from bench_pti import measure, measure_whole
+
+    rows = []
+    for size in s.sizes:
+        for part in ("projector", "tuning"):
+            ref = guarded(measure, part, "reference", size, s.step_repeats, device)
+            ours = guarded(measure, part, "ours", size, s.step_repeats, device)
+            agree = "" if "error" in ours or "error" in ref or abs(ours["first"] - ref["first"]) <= 1e-4 * abs(ref["first"]) + 1e-6 else "LOSSES DIFFER"
+            rows.append([size, part, fmt_time(t(ref)), fmt_time(t(ours)), fmt_ratio(t(ref), t(ours)), fmt_mb(mb(ref)), fmt_mb(mb(ours)),
+                         "; ".join(x for x in (err(ref), err(ours), agree) if x)])
+    steps = 3 if s.quick else 350
+    whole = guarded(measure_whole, "ours", s.big, steps, device)
+    results["pti_whole"] = whole
+    rows.append([s.big, f"whole {steps}-step tuning", "", fmt_time(t(whole)), "", "", fmt_mb(mb(whole)), err(whole)])
+    report.table("PTI: one projector step and one tuning step (batch 1), and a whole tuning (bench_pti.py)",
+                 ["size", "part", "reference", "ours", "ratio", "ref MB", "ours MB", "notes"], rows,
+                 notes=["PTI reports about a minute per image for its 350-step tuning at 1024 px on a GPU."])
+
+
 def section_compile(s: Settings, device, report: Report, peaks, results):
     from bench_generator import build, run_compiled
 
@@ -499,7 +521,7 @@ def main():
     start = time.perf_counter()
     results = {}
     sections = {"generator": section_generator, "optimize": section_optimize, "mapper": section_mapper, "global": section_global,
-                "relevance": section_relevance, "e4e": section_e4e, "compile": section_compile}
+                "relevance": section_relevance, "e4e": section_e4e, "pti": section_pti, "compile": section_compile}
     for key in SECTIONS:
         if (args.only and key not in args.only) or (key == "compile" and s.compile == "none"):
             continue
