@@ -89,7 +89,7 @@ PAGES = [
          "W / W+ projector's), then fine-tune a copy of the generator so that the pivot renders the photo. The tuned "
          "generator is an ordinary generator: every edit node takes it, and edits stay as editable as before. "
          "*Edit Metrics* scores edits the way papers do (CLIP, directional CLIP, identity, LPIPS, PSNR).",
-         ["StyleCLIP_LoadLPIPS"],
+         ["StyleCLIP_LoadLPIPS", "StyleCLIP_EditMetrics"],
          []),
 ]
 
