@@ -13,8 +13,9 @@ for all) and returns an ``EditMetrics`` with, for every metric whose model was g
   directional CLIP loss is ``1 -`` this): the cosine between the change of the image embedding,
   ``E_img(edited) - E_img(original)``, and the change of the text embedding, ``E_txt(target) -
   E_txt(neutral)``, both from normalised embeddings, the prompts as written. It says whether the
-  image moved the way the text moved, independent of how far. Undefined (NaN) when the edited
-  image has exactly the original's embedding (nothing was edited).
+  image moved the way the text moved, independent of how far. Undefined (NaN) when the image
+  embedding moved by less than ``UNCHANGED`` (nothing was edited: the direction of a change
+  that small is float rounding, not the edit).
 * ``identity``: ArcFace (IR-SE50) identity similarity to the original, the cosine of the two
   L2-normalised embeddings with StyleCLIP's IDLoss preprocessing (``models.irse.identity_features``:
   pool to 256, crop the face [35:223, 32:220], pool to 112), i.e. ``1 - IdentityLoss``. 1 = the
@@ -61,6 +62,11 @@ from ..models.lpips import LAYOUTS, LPIPS
 from ..values import called, check_count, check_finite
 
 DEFAULT_NEUTRAL = "a face"
+
+# Below this norm of the image-embedding change (embeddings are unit vectors) the directional CLIP
+# similarity is undefined. The same image encoded in batches of other sizes moves by float32
+# rounding, 1.7e-7 for the tiny stand-in CLIP (measured); a visible edit moves it by 0.05 or more.
+UNCHANGED = 1e-4
 
 # Metric key -> (column header, what it is). Keys are the CSV columns and the dict keys of results.
 METRICS: dict[str, tuple[str, str]] = {
@@ -224,12 +230,12 @@ def edit_metrics(original: torch.Tensor, edited: torch.Tensor, clip: ClipModel |
             change = e - origin[a:b]
             norm = change.norm(dim=-1)
             cos = (change * direction.to(change.dtype)).sum(-1) / norm
-            dirs += torch.where(norm > 0, cos, torch.full_like(cos, math.nan)).tolist()
+            dirs += torch.where(norm >= UNCHANGED, cos, torch.full_like(cos, math.nan)).tolist()
         per_face["clip"], per_face["clip_direction"] = sims, dirs
         notes += [n for n in (clip.context_note(target, "the target text"), clip.context_note(neutral, "the neutral text")) if n]
         same = [i for i, v in enumerate(dirs) if math.isnan(v)]
         if same:
-            notes.append(f"directional CLIP is undefined (n/a) for face(s) {same}: the edited image has the original's CLIP embedding")
+            notes.append(f"directional CLIP is undefined (n/a) for face(s) {same}: the edited image's CLIP embedding is the original's (moved by less than {UNCHANGED:g})")
     if arcface is not None:
         device = _device(arcface)
         origin = _in_chunks(lambda x: identity_features(arcface, x).float(), original, chunk, device).expand(batch, -1)
