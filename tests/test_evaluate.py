@@ -51,7 +51,7 @@ def test_sampled_faces(models, tmp_path, capsys):
     config.write_text(
         "- method: global\n  prompt: a face with blonde hair\n  neutral: a face\n"
         f"  settings: {{alpha: 3, beta: 0.05, fs3: {models['fs3']}, statistics_samples: 1000}}\n"
-        "- method: optimize\n  prompt: a person with purple hair\n  settings: {steps: 2}\n"
+        "- method: optimize\n  prompt: a person with purple hair\n  settings: {steps: 2, id_lambda: 0}\n"  # no ArcFace in the loss: time
         "- method: global\n  prompt: a face with blonde hair\n"  # strength 0: the faces themselves
         f"  settings: {{alpha: 0, beta: 0.05, fs3: {models['fs3']}, statistics_samples: 1000}}\n")
     out = tmp_path / "out"
@@ -67,7 +67,7 @@ def test_sampled_faces(models, tmp_path, capsys):
         values = [float(r[k]) for k in METRIC_COLUMNS]
         assert all(math.isfinite(v) for v in values), r
         assert float(r["seconds"]) > 0 and -1 <= float(r["clip"]) <= 1 and float(r["lpips"]) > 0
-    assert json.loads(body[2]["settings"]) == {"steps": 2, "lr": 0.1, "l2_lambda": 0.008, "id_lambda": 0.005, "space": "w+"}  # defaults filled in
+    assert json.loads(body[2]["settings"]) == {"steps": 2, "lr": 0.1, "l2_lambda": 0.008, "id_lambda": 0.0, "space": "w+"}  # defaults filled in
     assert json.loads(body[0]["settings"])["fs3"] == "fs3.npy" and "num_images" not in body[0]["settings"]
     # strength 0 renders each face itself: each edit is scored against its own face, not another.
     # Not bit for bit: the originals are rendered as one batch, each edit alone, and float32
@@ -99,6 +99,19 @@ def test_sampled_faces(models, tmp_path, capsys):
     assert {p: (out / p).read_bytes() for p in before} == before
     assert len(read_csv(out / "results_00001.csv")) == 1 + 2 and (out / "results_00001.md").exists() and (out / "images_00001").is_dir()
     assert sorted(os.listdir(out / "images")) == images
+
+
+def test_identity_weight_of_optimize_edits(models):
+    """id_lambda left out: StyleCLIP's notebook weight 0.005 with an ArcFace model, else no identity loss."""
+    from styleclip_core.evaluation import runner
+    from styleclip_core.formats.arcface_files import load_arcface
+    from styleclip_core.formats.generator_files import load_generator
+
+    spec = parse_edits([{"method": "optimize", "prompt": "a smiling face"}])[0]
+    g = load_generator(models["generator"])
+    with_arcface, _ = runner.prepare_edit(spec, runner.Models(g, None, load_arcface(models["arcface"])))
+    without, _ = runner.prepare_edit(spec, runner.Models(g, None))
+    assert spec.settings["id_lambda"] is None and with_arcface.settings["id_lambda"] == 0.005 and without.settings["id_lambda"] == 0.0
 
 
 def test_photos(models, tmp_path):
@@ -190,3 +203,40 @@ def test_bad_arguments(models, tmp_path, capsys):
     assert main(args) == 1
     assert "id_lambda 0.1 needs an ArcFace model (--arcface)" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "out" / "results.md")
+
+
+
+def test_photos_found_by_a_detector(models, tmp_path, monkeypatch):
+    """Without --points the faces are found by the built-in detector, the largest face of each
+    photo. MediaPipe itself is tested on a real photo in test_real_photo.py (importing it takes
+    10 s here); a stand-in detector that reports the synthetic face's points and a smaller face
+    stands in for it."""
+    from PIL import Image
+
+    from styleclip_core.evaluation import runner
+    from styleclip_core.formats.e4e_files import load_e4e
+    from styleclip_core.models.e4e import invert
+    from styleclip_core.photos import align
+
+    pixels, pts = sf.face_photo()
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(tmp_path / "b_grey.png")
+    small = sf.face_points((60.0, 60.0), 0.0, 0.5)
+
+    class Detector:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def detect(self, rgb):
+            return [small, pts] if rgb.shape[0] > 64 else []
+
+    monkeypatch.setattr(align, "builtin_detector", lambda *a, **k: Detector())
+    encoder, _ = load_e4e(models["e4e"])
+    faces = runner.photo_faces(encoder, [str(tmp_path / "a.png")], "detect")
+    crop, _ = align.align_face(pixels, pts, 256)
+    assert torch.equal(faces.latents.w_plus, invert(encoder, torch.from_numpy(np.array(crop))[None].float() / 255))
+    with pytest.raises(align.FaceNotFoundError, match="no face found in .*b_grey.png"):
+        runner.photo_faces(encoder, runner.list_photos(str(tmp_path)), "detect")
