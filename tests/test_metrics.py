@@ -221,10 +221,15 @@ def test_lpips_min_size_is_the_backbones():
                 model(torch.zeros(1, 3, n - 1, n - 1), torch.zeros(1, 3, n - 1, n - 1))
 
 
-def test_edit_metrics_node(comfy):
+def test_edit_metrics_node(comfy, monkeypatch):
+    import comfy.model_management as mm
+
     clip = comfy.run("StyleCLIP_LoadCLIP", clip_name="ViT-B-32.pt", architecture="auto", image_preprocessing="styleclip").args[0]
     arcface = comfy.run("StyleCLIP_LoadArcFace", arcface_name="model_ir_se50.pth").args[0]
     lpips = comfy.run("StyleCLIP_LoadLPIPS", net="alex", backbone_name="alexnet-owt-7be5be79.pth").args[0]
+    calls = []
+    real = mm.load_models_gpu
+    monkeypatch.setattr(mm, "load_models_gpu", lambda patchers, **kw: (calls.append([p.model for p in patchers]), real(patchers, **kw)))
     originals = (smooth_images(2, 64, 64, seed=9) + 1) / 2  # ComfyUI images [B, H, W, 3] in [0, 1]
     originals = originals.permute(0, 2, 3, 1).contiguous()
     edited = originals.clone()
@@ -234,6 +239,7 @@ def test_edit_metrics_node(comfy):
     out = comfy.run("StyleCLIP_EditMetrics", originals=originals, edited=edited, clip=clip, arcface=arcface, lpips=lpips,
                     target=TARGET, neutral=NEUTRAL, mask=mask)
     table, *lists = out.args
+    assert calls == [[clip.net, arcface, lpips]]  # every model it runs, in one call (model management)
     x0, x1 = originals.permute(0, 3, 1, 2) * 2 - 1, edited.permute(0, 3, 1, 2) * 2 - 1
     want = edit_metrics(x0, x1, clip, TARGET, NEUTRAL, arcface, lpips, mask)
     # the node computes the library's numbers on the same pixels (float32 -> Python float is exact)
