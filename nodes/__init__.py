@@ -5,6 +5,7 @@ from . import clip_nodes, generator_nodes, local_nodes, loss_nodes, mapper_nodes
 from . import mapper_training_nodes
 from . import global_nodes
 from . import inversion_nodes
+from . import metrics_nodes
 from .common import register_model_folders
 
 NODES: list[type[io.ComfyNode]] = [
@@ -18,6 +19,7 @@ NODES: list[type[io.ComfyNode]] = [
     *mapper_training_nodes.NODES,
     *local_nodes.NODES,
     *global_nodes.NODES,
+    *metrics_nodes.NODES,
 ]
 
 

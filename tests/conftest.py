@@ -26,6 +26,7 @@ PACK_NODE_IDS = frozenset({
     "StyleCLIP_OptimizeLatents",  # optimize_nodes
     "StyleCLIP_LoadE4E", "StyleCLIP_InvertImages", "StyleCLIP_ExamplePortrait", "StyleCLIP_AlignFaces", "StyleCLIP_PasteFaceBack",  # photo_nodes
     "StyleCLIP_LoadLPIPS", "StyleCLIP_ProjectLatents", "StyleCLIP_PivotalTuning", "StyleCLIP_SaveGenerator",  # inversion_nodes
+    "StyleCLIP_EditMetrics",  # metrics_nodes
 })
 
 # ---- thread count ------------------------------------------------------------------------------

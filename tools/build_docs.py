@@ -89,7 +89,7 @@ PAGES = [
          "W / W+ projector's), then fine-tune a copy of the generator so that the pivot renders the photo. The tuned "
          "generator is an ordinary generator: every edit node takes it, and edits stay as editable as before. "
          "*Edit Metrics* scores edits the way papers do (CLIP, directional CLIP, identity, LPIPS, PSNR).",
-         ["StyleCLIP_LoadLPIPS", "StyleCLIP_ProjectLatents", "StyleCLIP_PivotalTuning", "StyleCLIP_SaveGenerator"],
+         ["StyleCLIP_LoadLPIPS", "StyleCLIP_ProjectLatents", "StyleCLIP_PivotalTuning", "StyleCLIP_SaveGenerator", "StyleCLIP_EditMetrics"],
          ["11_photo_pti_global_edit.json", "12_photo_pti_text_edit.json"]),
 ]
 
