@@ -27,7 +27,7 @@ class EditMetrics(io.ComfyNode):
             "LPIPS and PSNR; with a mask also LPIPS and PSNR outside it. Metrics whose model is not connected are left out.",
             inputs=[
                 io.Image.Input("originals", tooltip="The unedited images: one per edited image, or one for all (e.g. an alpha sweep of one face)."),
-                io.Image.Input("edited", tooltip="The edited images, the same size as the originals."),
+                io.Image.Input("edited", tooltip="The edited images. Originals of the same shape at another resolution (a 1024 px photo, a 256 px render) are resized to these."),
                 Clip.Input("clip", optional=True, tooltip="CLIP for the CLIP and directional CLIP similarities (left out without it)."),
                 ArcFace.Input("arcface", optional=True, tooltip="ArcFace for the identity similarity (left out without it)."),
                 Lpips.Input("lpips", optional=True, tooltip="LPIPS (Load LPIPS; AlexNet is the usual metric) for the perceptual distance (left out without it)."),

@@ -110,6 +110,16 @@ def test_identical_images(models):
     assert got.means["psnr"] == math.inf and "| **mean** |" in got.table() and "inf" in got.table() and "n/a" in got.table()
 
 
+def test_originals_at_another_resolution_are_resized(models):
+    """A 128 px photo scored against 64 px renderings: the same numbers as the photo resized first."""
+    photo = smooth_images(1, 128, 128, seed=5)
+    edited = smooth_images(2, 64, 64, seed=6)
+    resized = F.interpolate(photo, size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
+    got = edit_metrics(photo, edited, lpips=models["lpips"])
+    want = edit_metrics(resized, edited, lpips=models["lpips"])
+    assert got.per_face == want.per_face  # the same resize on the same pixels: exact
+
+
 def test_outside_metrics_ignore_changes_inside_the_mask(models):
     lpips = models["lpips"]
     original = smooth_images(2, 64, 64, seed=4)

@@ -75,6 +75,8 @@ SAVED = {
         outputs={"styleclip/photo_pti_global_edit": Images(1, *PHOTO)}),
     "12_photo_pti_text_edit.json": dict(
         outputs={"styleclip/photo_pti_text_edit": Images(1, *PHOTO), "styleclip/photo_pti_text_edit_latents": Codes(1)}),
+    "13_compare_e4e_pti.json": dict(  # e4e | e4e + PTI | photo, at the generator's size
+        outputs={"styleclip/e4e_vs_pti": Images(1, 64, 3 * 64, tiles=(1, 3))}),
 }
 
 

@@ -90,7 +90,7 @@ PAGES = [
          "generator is an ordinary generator: every edit node takes it, and edits stay as editable as before. "
          "*Edit Metrics* scores edits the way papers do (CLIP, directional CLIP, identity, LPIPS, PSNR).",
          ["StyleCLIP_LoadLPIPS", "StyleCLIP_ProjectLatents", "StyleCLIP_PivotalTuning", "StyleCLIP_SaveGenerator", "StyleCLIP_EditMetrics"],
-         ["11_photo_pti_global_edit.json", "12_photo_pti_text_edit.json"]),
+         ["11_photo_pti_global_edit.json", "12_photo_pti_text_edit.json", "13_compare_e4e_pti.json"]),
 ]
 
 

@@ -499,6 +499,34 @@ WORKFLOWS["12_photo_pti_text_edit"] = dict(
     ],
 )
 
+WORKFLOWS["13_compare_e4e_pti"] = dict(
+    note="e4e alone against e4e + pivotal tuning on the same photo: both reconstructions and the aligned photo side by side "
+    "(e4e | e4e + PTI | photo), each reconstruction scored against the photo by Edit Metrics (identity with ArcFace, LPIPS, PSNR; "
+    "the tables show on the two Edit Metrics nodes). PTI should raise identity and PSNR and lower LPIPS.\n"
+    f"{PHOTO_NOTE}\n{PTI_NOTE}\n"
+    "Models: e4e_ffhq_encode.pt (models/e4e, holds the generator), alexnet-owt-7be5be79.pth (models/lpips, torchvision's), "
+    "model_ir_se50.pth (models/arcface). " + DETECTOR_NOTE,
+    nodes=[
+        node(1, "StyleCLIP_ExamplePortrait", {}, title="Example Portrait (swap in Load Image for your photo)"),
+        node(2, "StyleCLIP_LoadE4E", {"e4e_name": "e4e_ffhq_encode.pt", "ops_backend": "auto"}),
+        node(3, "StyleCLIP_AlignFaces", {"landmarks": "built-in (mediapipe package)", "output_size": "1024", "points": ""}, {"images": (1, 0)}),
+        node(4, "StyleCLIP_InvertImages", {"chunk_size": 4}, {"e4e": (2, 0), "images": (3, 0)}),
+        node(5, "StyleCLIP_LoadLPIPS", {"net": "alex", "backbone_name": "alexnet-owt-7be5be79.pth"}),
+        node(6, "StyleCLIP_LoadArcFace", {"arcface_name": "model_ir_se50.pth"}),
+        node(7, "StyleCLIP_Synthesize", {"noise": "const"}, {"generator": (2, 1), "latents": (4, 0)}, title="e4e reconstruction"),
+        node(8, "StyleCLIP_PivotalTuning", {"steps": 350, "learning_rate": 3e-4, "lpips_threshold": 0.06},
+             {"generator": (2, 1), "lpips": (5, 0), "latents": (4, 0), "images": (3, 0)}),
+        node(9, "StyleCLIP_EditMetrics", {"target": "", "neutral": "a face"}, {"originals": (3, 0), "edited": (7, 0), "arcface": (6, 0), "lpips": (5, 0)},
+             title="Edit Metrics: e4e alone"),
+        node(10, "StyleCLIP_EditMetrics", {"target": "", "neutral": "a face"}, {"originals": (3, 0), "edited": (8, 2), "arcface": (6, 0), "lpips": (5, 0)},
+             title="Edit Metrics: e4e + PTI"),
+        node(11, "ImageBatch", {}, {"image1": (7, 0), "image2": (8, 2)}),
+        node(12, "ImageBatch", {}, {"image1": (11, 0), "image2": (3, 0)}, title="Image Batch (photo resized to the renders)"),
+        node(13, "StyleCLIP_ImageGrid", {"columns": 3}, {"images": (12, 0)}),
+        node(14, "SaveImage", {"filename_prefix": "styleclip/e4e_vs_pti"}, {"images": (13, 0)}),
+    ],
+)
+
 
 def main():
     import tempfile

@@ -189,8 +189,9 @@ def edit_metrics(original: torch.Tensor, edited: torch.Tensor, clip: ClipModel |
                  mask: torch.Tensor | None = None, chunk: int = 8, names: dict[str, str] | None = None) -> EditMetrics:
     """Score ``edited`` against ``original`` (see the module doc for every metric).
 
-    ``original`` / ``edited``: generator images ``[B, 3, H, W]`` in [-1, 1] of one size; one
-    original for every edited image or one per edited image. ``clip`` (with ``target`` and
+    ``original`` / ``edited``: generator images ``[B, 3, H, W]`` in [-1, 1] of one size (originals of
+    the same aspect ratio at another resolution are resized to the edited images' size, bilinear
+    with antialiasing); one original for every edited image or one per edited image. ``clip`` (with ``target`` and
     ``neutral``), ``arcface`` and ``lpips`` switch their metrics on; PSNR needs no model. ``mask``:
     ``[H, W]`` / ``[B, H, W]`` at the images' size, 1 = the edited region, adds the outside-mask
     LPIPS and PSNR. Bad shapes, batches, masks and non-finite pixels are ValueErrors naming the
@@ -200,6 +201,10 @@ def edit_metrics(original: torch.Tensor, edited: torch.Tensor, clip: ClipModel |
     edited = _check_images(edited, called(names, "edited"))
     original = _check_images(original, called(names, "original"))
     batch, size = edited.shape[0], tuple(edited.shape[-2:])
+    if tuple(original.shape[-2:]) != size and original.shape[-1] * size[0] == original.shape[-2] * size[1]:
+        # Same shape, another resolution (a 1024 px aligned photo against a 256 px rendering):
+        # the originals are brought to the edited images' size, which is what is being scored.
+        original = torch.nn.functional.interpolate(original, size=size, mode="bilinear", antialias=True, align_corners=False)
     if tuple(original.shape[-2:]) != size:
         raise ValueError(f"{called(names, 'original')}: expected images of the edited images' size {size[0]} x {size[1]} (H x W), "
                          f"found {original.shape[-2]} x {original.shape[-1]}")
