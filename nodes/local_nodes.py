@@ -20,8 +20,9 @@ class LocalEdit(io.ComfyNode):
             node_id="StyleCLIP_LocalEdit",
             display_name="Local Edit (Mask)",
             category=CATEGORY + "/local",
-            description="Renders an edit only where the mask is white: the original and edited codes are rendered together and their "
-            "feature maps blended with the mask at every generator resolution. Outside the mask the image is the original.",
+            description="Renders an edit only where the mask is white: the original codes are rendered first, then the edited codes, whose "
+            "feature maps are blended with the original's by the mask at every generator resolution. Outside the mask the image is the "
+            "original's plain rendering, bit for bit.",
             inputs=[
                 Generator.Input("generator", tooltip="The generator of both latents."),
                 Latent.Input("original", tooltip="Unedited codes."),
