@@ -43,28 +43,11 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 
-def random_lpips(net: str, seed: int):
-    """Full-size LPIPS-``net`` on He-initialised random weights (the real ones cannot be downloaded here)."""
-    import torch
-
-    from styleclip_core.models.lpips import LPIPS
-
-    lp = LPIPS(net)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in lp.net:
-            if isinstance(m, torch.nn.Conv2d):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2 / m.weight[0].numel()) ** 0.5)
-                m.bias.zero_()
-        for h in lp.heads:
-            h.copy_(torch.rand(h.shape, generator=gen))
-    return lp
-
-
 def build(size: int, device: str, reference: bool):
     import torch
 
     from bench_generator import build as build_generator
+    from styleclip_core.formats.tiny_models import random_lpips
 
     g = build_generator(size, device, reference=reference)
     with torch.no_grad():

@@ -6,25 +6,9 @@ import pytest
 import torch
 
 from styleclip_core.formats.generator_files import load_generator
-from styleclip_core.formats.tiny_models import tiny_generator
+from styleclip_core.formats.tiny_models import random_lpips, tiny_generator
 from styleclip_core.models.latents import sample_latents
-from styleclip_core.models.lpips import LPIPS
 from styleclip_core.photos.pivotal_tuning import TuningSettings, pivotal_tuning
-
-
-def random_lpips(net="alex", seed=0):
-    """LPIPS with a He-initialised random backbone and random non-negative heads: a real distance
-    (zero only for equal images), though not the trained one."""
-    lp = LPIPS(net)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in lp.net:
-            if isinstance(m, torch.nn.Conv2d):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2 / m.weight[0].numel()) ** 0.5)
-                m.bias.zero_()
-        for h in lp.heads:
-            h.copy_(torch.rand(h.shape, generator=gen))
-    return lp
 
 
 def test_tuning_recovers_a_perturbed_generator():

@@ -322,15 +322,33 @@ DETECTOR_NOTE = (
     "ComfyUI/models/mediapipe instead; or set its landmarks to points and type the eye and mouth positions. See the README."
 )
 
+def photo_front(output_size: str) -> list[dict]:
+    """The start of every photo workflow: nodes 1 to 4, Example Portrait -> Load e4e Encoder ->
+    Align Faces (at ``output_size``) -> Invert Images (e4e)."""
+    return [
+        node(1, "StyleCLIP_ExamplePortrait", {}, title="Example Portrait (swap in Load Image for your photo)"),
+        node(2, "StyleCLIP_LoadE4E", {"e4e_name": "e4e_ffhq_encode.pt", "ops_backend": "auto"}),
+        node(3, "StyleCLIP_AlignFaces", {"landmarks": "built-in (mediapipe package)", "output_size": output_size, "points": ""}, {"images": (1, 0)}),
+        node(4, "StyleCLIP_InvertImages", {"chunk_size": 4}, {"e4e": (2, 0), "images": (3, 0)}),
+    ]
+
+
+def pti_nodes(tuning_id: int = 6) -> list[dict]:
+    """Node 5, Load LPIPS (alex), and Pivotal Tuning of the photo front's generator at e4e's codes
+    (PTI's defaults): outputs (tuned generator, pivots, reconstruction)."""
+    return [
+        node(5, "StyleCLIP_LoadLPIPS", {"net": "alex", "backbone_name": "alexnet-owt-7be5be79.pth"}),
+        node(tuning_id, "StyleCLIP_PivotalTuning", {"steps": 350, "learning_rate": 3e-4, "lpips_threshold": 0.06},
+             {"generator": (2, 1), "lpips": (5, 0), "latents": (4, 0), "images": (3, 0)}),
+    ]
+
+
 WORKFLOWS["03_invert_photo"] = dict(
     note="Invert a real photo with e4e and paste the reconstruction back into it.\n"
     f"{PHOTO_NOTE}\n"
     "Needs e4e_ffhq_encode.pt in ComfyUI/models/e4e (it holds the generator too). " + DETECTOR_NOTE,
     nodes=[
-        node(1, "StyleCLIP_ExamplePortrait", {}, title="Example Portrait (swap in Load Image for your photo)"),
-        node(2, "StyleCLIP_LoadE4E", {"e4e_name": "e4e_ffhq_encode.pt", "ops_backend": "auto"}),
-        node(3, "StyleCLIP_AlignFaces", {"landmarks": "built-in (mediapipe package)", "output_size": "256", "points": ""}, {"images": (1, 0)}),
-        node(4, "StyleCLIP_InvertImages", {"chunk_size": 4}, {"e4e": (2, 0), "images": (3, 0)}),
+        *photo_front("256"),
         node(5, "StyleCLIP_Synthesize", {"noise": "const"}, {"generator": (2, 1), "latents": (4, 0)}),
         node(6, "StyleCLIP_PasteFaceBack", {"feather": 0.1}, {"photos": (1, 0), "faces": (5, 0), "alignment": (3, 1)}),
         node(7, "SaveImage", {"filename_prefix": "styleclip/photo_reconstructed"}, {"images": (6, 0)}),
@@ -371,10 +389,7 @@ WORKFLOWS["10_edit_photo_by_text"] = dict(
     "or more on a GPU for stronger ones. Add Identity Loss (model_ir_se50.pth) to the chain to keep the person recognisable.\n"
     "Models: e4e_ffhq_encode.pt (models/e4e, holds the generator), ViT-B-32.pt (models/openclip). " + DETECTOR_NOTE,
     nodes=[
-        node(1, "StyleCLIP_ExamplePortrait", {}, title="Example Portrait (swap in Load Image for your photo)"),
-        node(2, "StyleCLIP_LoadE4E", {"e4e_name": "e4e_ffhq_encode.pt", "ops_backend": "auto"}),
-        node(3, "StyleCLIP_AlignFaces", {"landmarks": "built-in (mediapipe package)", "output_size": "256", "points": ""}, {"images": (1, 0)}),
-        node(4, "StyleCLIP_InvertImages", {"chunk_size": 4}, {"e4e": (2, 0), "images": (3, 0)}),
+        *photo_front("256"),
         node(5, "StyleCLIP_LoadCLIP", {"clip_name": "ViT-B-32.pt", "architecture": "auto", "image_preprocessing": "styleclip"}),
         node(6, "StyleCLIP_CLIPLoss", {"text": "a smiling person", "weight": 1.0}, {"clip": (5, 0)}),
         node(7, "StyleCLIP_LatentL2Loss", {"weight": 0.008}, {"loss": (6, 0)}),
@@ -453,13 +468,8 @@ WORKFLOWS["11_photo_pti_global_edit"] = dict(
     "Models: e4e_ffhq_encode.pt (models/e4e, holds the generator), alexnet-owt-7be5be79.pth (models/lpips, torchvision's), "
     "ViT-B-32.pt (models/openclip), fs3.npy (models/styleclip_global). " + DETECTOR_NOTE,
     nodes=[
-        node(1, "StyleCLIP_ExamplePortrait", {}, title="Example Portrait (swap in Load Image for your photo)"),
-        node(2, "StyleCLIP_LoadE4E", {"e4e_name": "e4e_ffhq_encode.pt", "ops_backend": "auto"}),
-        node(3, "StyleCLIP_AlignFaces", {"landmarks": "built-in (mediapipe package)", "output_size": "1024", "points": ""}, {"images": (1, 0)}),
-        node(4, "StyleCLIP_InvertImages", {"chunk_size": 4}, {"e4e": (2, 0), "images": (3, 0)}),
-        node(5, "StyleCLIP_LoadLPIPS", {"net": "alex", "backbone_name": "alexnet-owt-7be5be79.pth"}),
-        node(6, "StyleCLIP_PivotalTuning", {"steps": 350, "learning_rate": 3e-4, "lpips_threshold": 0.06},
-             {"generator": (2, 1), "lpips": (5, 0), "latents": (4, 0), "images": (3, 0)}),
+        *photo_front("1024"),
+        *pti_nodes(),
         node(7, "StyleCLIP_LoadCLIP", {"clip_name": "ViT-B-32.pt", "architecture": "auto", "image_preprocessing": "styleclip"}),
         node(8, "StyleCLIP_ChannelRelevance", {"fs3": "fs3.npy"}, {"generator": (2, 1), "clip": (7, 0)}),
         node(9, "StyleCLIP_GlobalDirection", {"neutral": "face", "target": "smiling face", "beta": 0.15}, {"relevance": (8, 0), "clip": (7, 0)}),
@@ -479,13 +489,8 @@ WORKFLOWS["12_photo_pti_text_edit"] = dict(
     "Models: e4e_ffhq_encode.pt (models/e4e, holds the generator), alexnet-owt-7be5be79.pth (models/lpips, torchvision's), "
     "ViT-B-32.pt (models/openclip). " + DETECTOR_NOTE,
     nodes=[
-        node(1, "StyleCLIP_ExamplePortrait", {}, title="Example Portrait (swap in Load Image for your photo)"),
-        node(2, "StyleCLIP_LoadE4E", {"e4e_name": "e4e_ffhq_encode.pt", "ops_backend": "auto"}),
-        node(3, "StyleCLIP_AlignFaces", {"landmarks": "built-in (mediapipe package)", "output_size": "1024", "points": ""}, {"images": (1, 0)}),
-        node(4, "StyleCLIP_InvertImages", {"chunk_size": 4}, {"e4e": (2, 0), "images": (3, 0)}),
-        node(5, "StyleCLIP_LoadLPIPS", {"net": "alex", "backbone_name": "alexnet-owt-7be5be79.pth"}),
-        node(6, "StyleCLIP_PivotalTuning", {"steps": 350, "learning_rate": 3e-4, "lpips_threshold": 0.06},
-             {"generator": (2, 1), "lpips": (5, 0), "latents": (4, 0), "images": (3, 0)}),
+        *photo_front("1024"),
+        *pti_nodes(),
         node(7, "StyleCLIP_LoadCLIP", {"clip_name": "ViT-B-32.pt", "architecture": "auto", "image_preprocessing": "styleclip"}),
         node(8, "StyleCLIP_CLIPLoss", {"text": "a smiling person", "weight": 1.0}, {"clip": (7, 0)}),
         node(9, "StyleCLIP_LatentL2Loss", {"weight": 0.008}, {"loss": (8, 0)}),
@@ -507,15 +512,10 @@ WORKFLOWS["13_compare_e4e_pti"] = dict(
     "Models: e4e_ffhq_encode.pt (models/e4e, holds the generator), alexnet-owt-7be5be79.pth (models/lpips, torchvision's), "
     "model_ir_se50.pth (models/arcface). " + DETECTOR_NOTE,
     nodes=[
-        node(1, "StyleCLIP_ExamplePortrait", {}, title="Example Portrait (swap in Load Image for your photo)"),
-        node(2, "StyleCLIP_LoadE4E", {"e4e_name": "e4e_ffhq_encode.pt", "ops_backend": "auto"}),
-        node(3, "StyleCLIP_AlignFaces", {"landmarks": "built-in (mediapipe package)", "output_size": "1024", "points": ""}, {"images": (1, 0)}),
-        node(4, "StyleCLIP_InvertImages", {"chunk_size": 4}, {"e4e": (2, 0), "images": (3, 0)}),
-        node(5, "StyleCLIP_LoadLPIPS", {"net": "alex", "backbone_name": "alexnet-owt-7be5be79.pth"}),
+        *photo_front("1024"),
+        *pti_nodes(tuning_id=8),
         node(6, "StyleCLIP_LoadArcFace", {"arcface_name": "model_ir_se50.pth"}),
         node(7, "StyleCLIP_Synthesize", {"noise": "const"}, {"generator": (2, 1), "latents": (4, 0)}, title="e4e reconstruction"),
-        node(8, "StyleCLIP_PivotalTuning", {"steps": 350, "learning_rate": 3e-4, "lpips_threshold": 0.06},
-             {"generator": (2, 1), "lpips": (5, 0), "latents": (4, 0), "images": (3, 0)}),
         node(9, "StyleCLIP_EditMetrics", {"target": "", "neutral": "a face"}, {"originals": (3, 0), "edited": (7, 0), "arcface": (6, 0), "lpips": (5, 0)},
              title="Edit Metrics: e4e alone"),
         node(10, "StyleCLIP_EditMetrics", {"target": "", "neutral": "a face"}, {"originals": (3, 0), "edited": (8, 2), "arcface": (6, 0), "lpips": (5, 0)},

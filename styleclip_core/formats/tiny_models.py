@@ -407,6 +407,23 @@ def write_fs3_npy(path: str, seed: int = 0) -> str:
     return path
 
 
+def random_lpips(net: str = "alex", seed: int = 0):
+    """Full-size LPIPS-``net`` on He-initialised random backbone weights and random non-negative
+    heads: a real distance (0 only for equal images), though not the trained one."""
+    from ..models.lpips import LPIPS
+
+    lp = LPIPS(net)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in lp.net:
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2 / m.weight[0].numel()) ** 0.5)
+                m.bias.zero_()
+        for h in lp.heads:
+            h.copy_(torch.rand(h.shape, generator=gen))
+    return lp
+
+
 def write_lpips_backbone(path: str, net: str = "alex", seed: int = 0) -> str:
     """A random-weight backbone in torchvision's layout (``features.*``) for LPIPS-``net``. The
     architecture is fixed, so it is real-size (AlexNet about 10 MB, VGG16 about 59 MB)."""
