@@ -59,6 +59,14 @@ def test_import_without_compiler_or_network(tmp_path):
     assert _pack_files() == before, f"the import wrote into the pack: {sorted(_pack_files() ^ before)[:5]}"
 
 
+def test_requirements_and_pyproject_list_the_same_packages():
+    with open(os.path.join(ROOT, "requirements.txt")) as f:
+        required = {line.split("#")[0].strip().replace(" ", "").replace('"', "'") for line in f if line.split("#")[0].strip()}
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        declared = {d.replace(" ", "").replace('"', "'") for d in tomllib.load(f)["project"]["dependencies"]}
+    assert required == declared, (required - declared, declared - required)
+
+
 def test_requirements_never_name_torch():
     names = []
     with open(os.path.join(ROOT, "requirements.txt")) as f:
