@@ -43,6 +43,7 @@ class EditMetrics(io.ComfyNode):
                 io.String.Output(display_name="table", tooltip="The scores as a markdown table: one row per image and the means."),
                 *[io.Float.Output(display_name=key, tooltip=f"Per image: {METRICS[key][1]}{empty}.", is_output_list=True) for key, empty in OUTPUTS.items()],
             ],
+            is_output_node=True,  # runs for its table even when nothing is connected to its outputs
         )
 
     @classmethod

@@ -76,7 +76,7 @@ SAVED = {
     "12_photo_pti_text_edit.json": dict(
         outputs={"styleclip/photo_pti_text_edit": Images(1, *PHOTO), "styleclip/photo_pti_text_edit_latents": Codes(1)}),
     "13_compare_e4e_pti.json": dict(  # e4e | e4e + PTI | photo, at the generator's size
-        outputs={"styleclip/e4e_vs_pti": Images(1, 64, 3 * 64, tiles=(1, 3))}),
+        outputs={"styleclip/e4e_vs_pti": Images(1, 64, 3 * 64, tiles=(1, 3))}, tables=("ID", "LPIPS", "PSNR", "**mean**")),
 }
 
 
@@ -153,6 +153,11 @@ def test_workflow_runs_and_saves(comfy, path, monkeypatch):
     monkeypatch.setattr(ProgressBar, "update_absolute", update)
     shown |= {prompt[k]["class_type"] for k, (_, ui) in results.items() if ui and ui.get("images")}
     assert shown and shown <= IMAGE_NODES, f"nodes that show images but are laid out without room for them: {shown - IMAGE_NODES}"
+    for k, (_, ui) in results.items():  # Preview Any shows what it is given as text (workflow 13: the Edit Metrics tables)
+        if prompt[k]["class_type"] == "PreviewAny":
+            assert ui and ui["text"][0].strip(), f"Preview Any {k} shows nothing"
+            if expected.get("tables"):
+                assert all(word in ui["text"][0] for word in expected["tables"]), ui["text"][0]
     new = _output_files(comfy) - before
     saved = _by_prefix(new)
     assert {k: len(v) for k, v in saved.items()} == {k: e.count if isinstance(e, Images) else 1 for k, e in expected["outputs"].items()}

@@ -21,6 +21,14 @@ import comfy_harness  # noqa: E402
 # The files ComfyUI's model lists show the frontend (folder_paths.supported_pt_extensions): a
 # file of another kind (fs3.npy, face_landmarker.task) would always be reported missing, so the
 # workflow's note names it instead.
+def _pack_version() -> str:
+    import tomllib
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        return tomllib.load(f)["project"]["version"]
+
+
+PACK_VERSION = _pack_version()  # what the frontend's node properties record (cnr_id / ver)
 FRONTEND_MODEL_EXTENSIONS = (".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft")
 
 
@@ -119,12 +127,14 @@ def build(spec_nodes, info, note=None):
         ]
         properties = {"Node name for S&R": n["type"]}
         if n["type"].startswith("StyleCLIP_"):
-            properties.update(cnr_id="comfyui-styleclip", ver="0.1.0")
+            properties.update(cnr_id="comfyui-styleclip", ver=PACK_VERSION)
         models = node_models(n["widgets"])
         if models:
             properties["models"] = models
+        multiline = sum(1 for _, spec in comfy_harness._widget_inputs(node_info) if (spec[1] if len(spec) > 1 else {}).get("multiline"))
+        rows = max(sum(1 for i in ui_inputs if "widget" not in i), len(outputs))
         ui = {
-            "id": n["id"], "type": n["type"], "pos": [0, 0], "size": [NODE_WIDTH, _node_height(n, spec_nodes, len(widgets_values))],
+            "id": n["id"], "type": n["type"], "pos": [0, 0], "size": [NODE_WIDTH, _node_height(n, spec_nodes, len(widgets_values), rows, multiline)],
             "flags": {}, "order": index, "mode": 0, "inputs": ui_inputs, "outputs": outputs,
             "properties": properties, "widgets_values": widgets_values,
         }
@@ -145,13 +155,16 @@ def build(spec_nodes, info, note=None):
     }
 
 
-def body_height(widget_count: int) -> int:
-    """A node's height without an image preview (roomier than LiteGraph's computeSize)."""
-    return 110 + 26 * widget_count
+def body_height(widget_count: int, slot_rows: int = 0, multiline: int = 0) -> int:
+    """A node's height without an image preview, roomier than LiteGraph's computeSize: that is a
+    row of 20 per input socket or output (whichever are more) plus each widget's height (a
+    multiline text box about 40 more than a line), which outgrows 110 + 26 per widget on nodes
+    with many outputs (Edit Metrics' 8)."""
+    return max(110 + 26 * widget_count, 30 + 20 * slot_rows + 26 * widget_count + 40 * multiline)
 
 
-def _node_height(n, spec_nodes, widget_count):
-    height = body_height(widget_count)
+def _node_height(n, spec_nodes, widget_count, slot_rows=0, multiline=0):
+    height = body_height(widget_count, slot_rows, multiline)
     if n["type"] in IMAGE_NODES:
         height += preview_height(n, spec_nodes)
     return height
@@ -507,7 +520,7 @@ WORKFLOWS["12_photo_pti_text_edit"] = dict(
 WORKFLOWS["13_compare_e4e_pti"] = dict(
     note="e4e alone against e4e + pivotal tuning on the same photo: both reconstructions and the aligned photo side by side "
     "(e4e | e4e + PTI | photo), each reconstruction scored against the photo by Edit Metrics (identity with ArcFace, LPIPS, PSNR; "
-    "the tables show on the two Edit Metrics nodes). PTI should raise identity and PSNR and lower LPIPS.\n"
+    "the two Preview Any nodes show their tables). PTI should raise identity and PSNR and lower LPIPS.\n"
     f"{PHOTO_NOTE}\n{PTI_NOTE}\n"
     "Models: e4e_ffhq_encode.pt (models/e4e, holds the generator), alexnet-owt-7be5be79.pth (models/lpips, torchvision's), "
     "model_ir_se50.pth (models/arcface). " + DETECTOR_NOTE,
@@ -524,6 +537,8 @@ WORKFLOWS["13_compare_e4e_pti"] = dict(
         node(12, "ImageBatch", {}, {"image1": (11, 0), "image2": (3, 0)}, title="Image Batch (photo resized to the renders)"),
         node(13, "StyleCLIP_ImageGrid", {"columns": 3}, {"images": (12, 0)}),
         node(14, "SaveImage", {"filename_prefix": "styleclip/e4e_vs_pti"}, {"images": (13, 0)}),
+        node(15, "PreviewAny", {}, {"source": (9, 0)}, title="Scores: e4e alone"),
+        node(16, "PreviewAny", {}, {"source": (10, 0)}, title="Scores: e4e + PTI"),
     ],
 )
 

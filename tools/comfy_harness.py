@@ -164,7 +164,16 @@ def _core_nodes():
                 image2 = torch.nn.functional.interpolate(image2.movedim(-1, 1), size=image1.shape[1:3], mode="bilinear").movedim(1, -1)
             return io.NodeOutput(torch.cat((image1, image2), dim=0))
 
-    return {c.define_schema().node_id: c for c in (SaveImage, PreviewImage, LoadImage, SolidMask, MaskComposite, GrowMask, ImageBatch)}
+    class PreviewAny(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):  # comfy_extras/nodes_preview_any.py: shows any value as text on the node
+            return io.Schema(node_id="PreviewAny", category="utils", inputs=[io.AnyType.Input("source")], outputs=[], is_output_node=True)
+
+        @classmethod
+        def execute(cls, source=None):
+            return io.NodeOutput(ui={"text": (source if isinstance(source, str) else json.dumps(source),)})
+
+    return {c.define_schema().node_id: c for c in (SaveImage, PreviewImage, LoadImage, SolidMask, MaskComposite, GrowMask, ImageBatch, PreviewAny)}
 
 
 def all_nodes() -> dict[str, type]:

@@ -10,9 +10,9 @@ Playwright's own browser download is not needed). Not run by the tests or CI.
 
 The server is started as the acceptance tests start it (tests/real_comfyui.py): on 127.0.0.1
 with ``--cpu``, in a temporary base directory holding the pack, the tiny random stand-in models
-(``python -m styleclip_core tiny-models``) and the test photo, so the outputs are noise-like
-(real checkpoints give faces). Photo workflows get typed eye and mouth points on Align Faces
-instead of the MediaPipe model, as in the tests. Files are written as JPEG under 250 KB.
+(``python -m styleclip_core tiny-models``), so the outputs are noise-like (real checkpoints give
+faces). Photo workflows run as shipped: Example Portrait and Align Faces' built-in face mesh (the
+pack's requirements, installed in that Python). Files are written as JPEG under 250 KB.
 """
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ def contact_sheet(rows: list[tuple[str, list[str]]]):
         images = [im.resize((max(1, round(im.width * CELL / im.height)), CELL), Image.NEAREST if im.height < CELL else Image.LANCZOS) for im in images]
         for start in range(0, len(images), MAX_PER_ROW):
             lines.append((label if start == 0 else "", images[start:start + MAX_PER_ROW]))
-    width = max(sum(im.width for im in ims) + pad * (len(ims) + 1) for _, ims in lines)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))  # a label wider than its row's images widens the sheet
+    width = max(max(sum(im.width for im in ims) + pad * (len(ims) + 1), round(measure.textlength(label)) + 2 * pad) for label, ims in lines)
     height = sum((label_h if label else 0) + CELL + pad for label, _ in lines) + pad
     sheet = Image.new("RGB", (width, height), (32, 32, 32))
     draw = ImageDraw.Draw(sheet)
