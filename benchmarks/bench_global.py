@@ -176,7 +176,7 @@ def edit_latency(size, device, repeats=2, alphas=(-4, -2, 0, 2, 4)):
     * direction: text direction (79 templates through CLIP's text tower) + boundary, ours only
       (the reference's GetDt + GetBoundary compute the same with the same networks);
     * edit + render: ``s + alpha delta`` and the images in [0, 1] on the host, for one alpha
-      and for five. Ours: ``apply_direction`` and one batched synthesis; reference: global_torch's
+      and for five. Ours: ``Direction.apply``'s ``add_to_styles`` and one batched synthesis; reference: global_torch's
       ``MSCode`` (numpy) and ``GenerateImg`` (one synthesis per image and alpha on the reference
       generator path, converted to uint8 on the host).
     """
@@ -184,6 +184,7 @@ def edit_latency(size, device, repeats=2, alphas=(-4, -2, 0, 2, 4)):
     import torch
 
     from styleclip_core.edits import global_directions as gd
+    from styleclip_core.edits.directions import add_to_styles
     from styleclip_core.edits.relevance_cache import Relevance
     from styleclip_core.models.render import to_unit_range
     from styleclip_core.models.generator import num_conv_channels
@@ -202,7 +203,7 @@ def edit_latency(size, device, repeats=2, alphas=(-4, -2, 0, 2, 4)):
         deltas = [d.cpu().numpy() for d in direction.deltas]
 
         def ours(a):
-            return lambda: to_unit_range(g.synthesis(gd.apply_direction(styles, direction, a))).cpu()
+            return lambda: to_unit_range(g.synthesis(add_to_styles(styles, direction, a))).cpu()
 
         def reference(a):
             def run():

@@ -23,7 +23,7 @@ Clip = io.Custom("SCLIP_CLIP")
 ArcFace = io.Custom("SCLIP_ARCFACE")
 Loss = io.Custom("SCLIP_LOSS")
 Relevance = io.Custom("SCLIP_RELEVANCE")  # styleclip_core.edits.relevance_cache.Relevance
-Direction = io.Custom("SCLIP_DIRECTION")  # styleclip_core.edits.global_directions.GlobalDirection
+Direction = io.Custom("SCLIP_DIRECTION")  # styleclip_core.edits.directions.Direction (W, W+ rows or StyleSpace)
 Lpips = io.Custom("SCLIP_LPIPS")  # styleclip_core.models.lpips.LPIPS
 
 CATEGORY = "StyleCLIP"

@@ -10,7 +10,7 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..styleclip_core.edits.channel_relevance import RelevanceJob
-from ..styleclip_core.edits.global_directions import GlobalDirection, edit_latents
+from ..styleclip_core.edits.directions import Direction as EditDirection
 from ..styleclip_core.edits.relevance_cache import is_fs3_file, relevance_for, relevance_from_file
 from ..styleclip_core.models.generator import num_conv_channels
 from ..styleclip_core.models.render import image_grid
@@ -175,7 +175,7 @@ class ApplyGlobalDirection(io.ComfyNode):
     def execute(cls, generator, latents, direction, alphas) -> io.NodeOutput:
         values = parse_numbers(alphas, "alphas")
         use(generator)
-        edited, originals = edit_latents(generator, latents.to(generator.w_avg.device), direction, values, names={"latents": "latents", "alphas": "alphas"})
+        edited, originals = direction.apply(generator, latents.to(generator.w_avg.device), values, names={"latents": "latents", "alphas": "alphas"})
         return io.NodeOutput(edited, originals, len(values))
 
 
@@ -186,25 +186,29 @@ class CombineDirections(io.ComfyNode):
             node_id="StyleCLIP_CombineDirections",
             display_name="Combine Directions",
             category=GLOBAL,
-            description="weight_a x direction_a + weight_b x direction_b (chain the node for more). With only direction_a it rescales it.",
+            description="weight_a x direction_a + weight_b x direction_b (chain the node for more). With only direction_a it rescales it. "
+            "Directions of different spaces meet in the wider one (W < W+ < StyleSpace); turning W into StyleSpace needs the generator.",
             inputs=[
-                Direction.Input("direction_a", tooltip="A direction."),
+                Direction.Input("direction_a", tooltip="A direction (any space: text, SeFa, GANSpace, a file)."),
                 io.Float.Input("weight_a", default=1.0, min=-10.0, max=10.0, step=0.05, tooltip="Its weight."),
                 Direction.Input("direction_b", optional=True, tooltip="Another direction of the same generator."),
                 io.Float.Input("weight_b", default=1.0, min=-10.0, max=10.0, step=0.05, tooltip="Its weight."),
+                Generator.Input("generator", optional=True, tooltip="Needed only to combine a W / W+ direction with a StyleSpace one (W is turned into StyleSpace exactly)."),
             ],
             outputs=[Direction.Output(display_name="direction", tooltip="The weighted sum.")],
         )
 
     @classmethod
-    def execute(cls, direction_a, weight_a, weight_b, direction_b=None) -> io.NodeOutput:
+    def execute(cls, direction_a, weight_a, weight_b, direction_b=None, generator=None) -> io.NodeOutput:
         if direction_b is None:
             return io.NodeOutput(direction_a.scaled(weight_a))
-        return io.NodeOutput(GlobalDirection.combine([direction_a, direction_b], [weight_a, weight_b]))
+        return io.NodeOutput(EditDirection.combine([direction_a, direction_b], [weight_a, weight_b], generator))
 
 
-def _describe(direction: GlobalDirection) -> str:
+def _describe(direction: EditDirection) -> str:
     info = direction.info
+    if direction.space != "s" or not ("combined" in info or "target" in info):
+        return direction.describe()
     if "combined" in info:
         return " + ".join(f"{p.get('weight', 1):g} x ({p.get('target', '?')})" for p in info["combined"]) + f": {direction.num_channels} channels"
     return f"{info.get('neutral', '?')!r} -> {info.get('target', '?')!r}, beta {info.get('beta', '?')}: {direction.num_channels} channels"
@@ -251,7 +255,7 @@ class LoadDirection(io.ComfyNode):
 
     @classmethod
     def execute(cls, direction_name) -> io.NodeOutput:
-        direction = GlobalDirection.load(folder_paths.get_full_path_or_raise("styleclip_directions", direction_name))
+        direction = EditDirection.load(folder_paths.get_full_path_or_raise("styleclip_directions", direction_name))
         info = f"{direction_name}: {_describe(direction)}"
         return io.NodeOutput(direction, info, ui={"text": (info,)})
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from conftest import load_fixture, strip
 from styleclip_core.edits import global_directions as gd
+from styleclip_core.edits.directions import Direction, add_to_styles
 from styleclip_core.edits import channel_relevance as cr
 from styleclip_core.formats import fs3_files
 from styleclip_core.models.generator import conv_layers, num_conv_channels
@@ -67,7 +68,7 @@ def test_boundary_codes_images(g, fixture, case, parity):
         key = f"out.{c['tag']}.boundary.{name}"
         parity.close(f"global_directions:{key}", d, T[key], atol=tol["atol"], rtol=tol["rtol"])
     styles = [T[f"in.s.{n}"] for n in meta["s_names"]]
-    codes = gd.apply_direction(styles, direction, c["alphas"])
+    codes = add_to_styles(styles, direction, c["alphas"])
     n_alpha = len(c["alphas"])
     for code, name in zip(codes, meta["s_names"]):
         key = f"out.{c['tag']}.codes.{name}"
@@ -102,11 +103,11 @@ def test_direction_save_load_combine(tmp_path, g, fixture):
     b = gd.boundary(T["in.fs3"], -T["in.dt"], stored, g, 0.25)
     path = str(tmp_path / "dir.safetensors")
     a.save(path)
-    loaded = gd.GlobalDirection.load(path)
+    loaded = Direction.load(path)
     assert len(loaded.deltas) == len(a.deltas) and all(torch.equal(x, y) for x, y in zip(loaded.deltas, a.deltas)) and loaded.info == a.info
     with pytest.raises(FileExistsError):
         a.save(path)
-    mix = gd.GlobalDirection.combine([a, b], [1.0, 0.5])
+    mix = Direction.combine([a, b], [1.0, 0.5])
     for x, y, z in zip(mix.deltas, a.deltas, b.deltas):
         assert torch.equal(x, y + 0.5 * z)  # combine computes 0 + 1.0 * y + 0.5 * z: the same IEEE operations
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from styleclip_core.edits import global_directions as gd
+from styleclip_core.edits.directions import add_to_styles
 
 COMPUTE = "compute for this generator and CLIP (cached)"
 
@@ -70,7 +71,7 @@ def test_alpha_sweep_is_a_strip_per_face(setup, comfy):
     styles = latents.to_styles(g)
     for face in range(2):
         for k, alpha in enumerate((-4, 0, 2.5)):
-            single = gd.apply_direction([s[face:face + 1] for s in styles], direction, [alpha])
+            single = add_to_styles([s[face:face + 1] for s in styles], direction, [alpha])
             for a, b in zip(edited.styles, single):
                 assert torch.equal(a[face * 3 + k], b[0])  # elementwise float64 s + alpha * d: batch-independent
             assert torch.equal(originals.w_plus[face * 3 + k], latents.w_plus[face])

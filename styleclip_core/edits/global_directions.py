@@ -8,7 +8,7 @@ The method (SPEC 3.3; StyleCLIP ``global_torch``):
    ``ClipModel.text_direction``);
 4. ``direction = boundary(fs3, dt, beta)``: channels whose relevance |fs3 . dt| reaches beta, scaled
    so the strongest is 1 and multiplied by each channel's std;
-5. ``s + alpha * direction`` rendered from StyleSpace.
+5. ``s + alpha * direction`` rendered from StyleSpace (``directions.Direction.apply``).
 """
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ import torch
 from ..errors import CheckpointError
 from ..formats.files import read_safetensors, save_atomic
 from ..models.generator import Generator, conv_layers, num_conv_channels
-from ..models.latents import Latents
 from ..progress import Progress
-from ..values import called, check_count, check_finite
+from ..values import check_count
+from .directions import Direction
 
 
 # ------------------------------------------------------------------------------------------
@@ -92,49 +92,6 @@ def style_statistics(g: Generator, num_samples: int = 100_000, seed: int = 5, ps
 # 4. boundary and edit
 
 
-@dataclass
-class GlobalDirection:
-    """Per-StyleSpace-layer deltas for strength 1 (float64; toRGB layers zero) and what made them."""
-
-    deltas: list[torch.Tensor]
-    info: dict = field(default_factory=dict)
-
-    @property
-    def num_channels(self) -> int:
-        return int(sum(int((d != 0).sum()) for d in self.deltas))
-
-    def check(self, g: Generator):
-        widths = [d.shape[-1] for d in self.deltas]
-        expected = [l.channels for l in g.style_layers]
-        if widths != expected:
-            raise ValueError(f"this direction has StyleSpace layer widths {widths}, but the generator has {expected}: it was made for another generator")
-
-    def scaled(self, weight: float) -> "GlobalDirection":
-        return GlobalDirection([d * weight for d in self.deltas], dict(self.info, weight=weight))
-
-    @staticmethod
-    def combine(directions: Sequence["GlobalDirection"], weights: Sequence[float]) -> "GlobalDirection":
-        if not directions:
-            raise ValueError("no directions to combine")
-        widths = {tuple(d.shape[-1] for d in x.deltas) for x in directions}
-        if len(widths) != 1:
-            raise ValueError("these directions belong to different generators (their StyleSpace widths differ)")
-        deltas = [sum(w * x.deltas[i] for x, w in zip(directions, weights)) for i in range(len(directions[0].deltas))]
-        return GlobalDirection(deltas, {"combined": [dict(x.info, weight=w) for x, w in zip(directions, weights)]})
-
-    def save(self, path: str):
-        tensors = {f"delta.{i}": d.contiguous() for i, d in enumerate(self.deltas)}
-        save_atomic(tensors, path, {"format": "styleclip-global-direction", "info": json.dumps(self.info)})
-
-    @staticmethod
-    def load(path: str) -> "GlobalDirection":
-        tensors, meta = read_safetensors(path, "a global direction")
-        n = len(tensors)
-        if not all(f"delta.{i}" in tensors for i in range(n)):
-            raise CheckpointError(path, "tensors delta.0 .. delta.N", f"tensors {sorted(tensors)[:6]}")
-        return GlobalDirection([tensors[f"delta.{i}"] for i in range(n)], json.loads(meta.get("info", "{}")))
-
-
 def split_conv_channels(values: torch.Tensor, g: Generator) -> list[torch.Tensor]:
     """Cut a vector over the conv channels (fs3 row order) into per-layer pieces, zeros for toRGB
     layers and for layers the vector does not reach (an fs3 with fewer rows)."""
@@ -150,7 +107,7 @@ def split_conv_channels(values: torch.Tensor, g: Generator) -> list[torch.Tensor
     return pieces
 
 
-def boundary(fs3: torch.Tensor, dt: torch.Tensor, stats: StyleStatistics, g: Generator, beta: float) -> GlobalDirection:
+def boundary(fs3: torch.Tensor, dt: torch.Tensor, stats: StyleStatistics, g: Generator, beta: float) -> Direction:
     """global_torch ``GetBoundary``: relevance r = fs3 @ dt; channels with |r| < beta dropped; r / max|r|;
     per layer times the channel std. Raises when beta drops every channel (the reference divides 0/0)."""
     fs3 = check_fs3(fs3, g)
@@ -169,42 +126,13 @@ def boundary(fs3: torch.Tensor, dt: torch.Tensor, stats: StyleStatistics, g: Gen
     for layer, d in zip(g.style_layers, deltas):
         if layer.is_torgb:
             d.zero_()
-    return GlobalDirection(deltas, {"beta": beta, "num_channels": num_c})
+    return Direction("s", deltas, {"beta": beta, "num_channels": num_c})
 
 
 def channels_kept(fs3: torch.Tensor, dt: torch.Tensor, betas: Sequence[float]) -> list[int]:
     """How many channels each beta keeps (``num_c`` of ``boundary``), to choose beta before editing."""
     r = (fs3.double() @ dt.double()).abs()
     return [int((r >= beta).sum()) for beta in betas]
-
-
-def apply_direction(styles: Sequence[torch.Tensor], direction: GlobalDirection, alphas: Sequence[float]) -> list[torch.Tensor]:
-    """``s + alpha * delta`` for every alpha: returns per-layer [B * len(alphas), C], image-major
-    (image 0 at every alpha, then image 1, ...), computed in float64 as the reference does."""
-    alphas = torch.tensor(list(alphas), dtype=torch.float64)
-    out = []
-    for s, d in zip(styles, direction.deltas):
-        s64 = as_float64(s)
-        edited = s64[:, None, :] + alphas[None, :, None].to(s64.device) * d.to(s64.device)[None, None, :]
-        out.append(edited.reshape(-1, s.shape[-1]).to(s.device, s.dtype))
-    return out
-
-
-def edit_latents(g: Generator, latents: Latents, direction: GlobalDirection, alphas: Sequence[float],
-                 names: dict[str, str] | None = None) -> tuple[Latents, Latents]:
-    """(edited, originals): StyleSpace codes ``s + alpha * delta`` for every face and alpha,
-    image-major (face 0 at every alpha, then face 1, ...), and the input codes repeated in the same
-    order, for nodes that compare or blend the two (mask-local edits)."""
-    if not alphas:
-        raise ValueError(f"{called(names, 'alphas')}: no alpha given: list at least one edit strength")
-    check_finite(torch.tensor([float(a) for a in alphas], dtype=torch.float64), called(names, "alphas"), batched=False)
-    direction.check(g)
-    check_finite(latents, called(names, "latents"))
-    edited = Latents(styles=apply_direction(latents.to_styles(g), direction, alphas))
-    n = len(alphas)
-    if latents.w_plus is not None:
-        return edited, Latents(w_plus=latents.w_plus.repeat_interleave(n, 0))
-    return edited, Latents(styles=[s.repeat_interleave(n, 0) for s in latents.styles])
 
 
 def check_fs3(fs3: torch.Tensor, g: Generator, source: str | None = None) -> torch.Tensor:

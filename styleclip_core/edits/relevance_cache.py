@@ -37,7 +37,8 @@ from ..models.generator import Generator
 from ..progress import Progress
 from ..values import check_count
 from .channel_relevance import RelevanceJob, channel_relevance, clip_input_for_relevance
-from .global_directions import GlobalDirection, StyleStatistics, boundary, channels_kept, check_fs3, style_statistics
+from .directions import Direction
+from .global_directions import StyleStatistics, boundary, channels_kept, check_fs3, style_statistics
 
 FS3_EXTENSIONS = (".npy", ".safetensors")
 INCOMPLETE = ".incomplete"
@@ -80,7 +81,7 @@ class Relevance:
             )
         return clip.text_direction(neutral, target, templates=True).detach().cpu()
 
-    def direction(self, clip: ClipModel, neutral: str, target: str, beta: float) -> GlobalDirection:
+    def direction(self, clip: ClipModel, neutral: str, target: str, beta: float) -> Direction:
         """StyleSpace direction for the edit neutral -> target (global_torch ``GetDt`` +
         ``GetBoundary``)."""
         d = boundary(self.fs3, self.text_direction(clip, neutral, target), self.stats, self.generator, beta)

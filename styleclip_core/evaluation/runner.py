@@ -27,7 +27,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..edits.global_directions import edit_latents
 from ..edits.losses import ClipLoss, IdentityLoss, LatentL2Loss, LossSet
 from ..edits.metrics import METRICS, EditMetrics, edit_metrics, format_value
 from ..edits.optimize import optimize_latents
@@ -184,7 +183,7 @@ def prepare_edit(spec: EditSpec, models: Models) -> tuple[EditSpec, Callable[[],
 
         def setup():
             direction = relevance.direction(models.clip, spec.neutral, spec.prompt, s["beta"])
-            return lambda code: render(g, edit_latents(g, code, direction, [s["alpha"]])[0])
+            return lambda code: render(g, direction.apply(g, code, [s["alpha"]])[0])
 
         return spec, setup
     if spec.method == "optimize":
