@@ -6,6 +6,7 @@ from . import mapper_training_nodes
 from . import global_nodes
 from . import inversion_nodes
 from . import metrics_nodes
+from . import slider_nodes, slider_server
 from .common import register_model_folders
 
 NODES: list[type[io.ComfyNode]] = [
@@ -20,6 +21,7 @@ NODES: list[type[io.ComfyNode]] = [
     *local_nodes.NODES,
     *global_nodes.NODES,
     *metrics_nodes.NODES,
+    *slider_nodes.NODES,
 ]
 
 
@@ -30,4 +32,5 @@ class StyleCLIPExtension(ComfyExtension):
 
 async def comfy_entrypoint() -> StyleCLIPExtension:
     register_model_folders()
+    slider_server.register_routes()  # Edit Sliders' live preview and presets (nothing without a server)
     return StyleCLIPExtension()

@@ -27,6 +27,7 @@ PACK_NODE_IDS = frozenset({
     "StyleCLIP_LoadE4E", "StyleCLIP_InvertImages", "StyleCLIP_ExamplePortrait", "StyleCLIP_AlignFaces", "StyleCLIP_PasteFaceBack",  # photo_nodes
     "StyleCLIP_LoadLPIPS", "StyleCLIP_ProjectLatents", "StyleCLIP_PivotalTuning", "StyleCLIP_SaveGenerator",  # inversion_nodes
     "StyleCLIP_EditMetrics",  # metrics_nodes
+    "StyleCLIP_EditSliders", "StyleCLIP_MapperDirection",  # slider_nodes
 })
 
 # ---- thread count ------------------------------------------------------------------------------
@@ -116,14 +117,15 @@ def comfy(tmp_path_factory):
     write_test_inputs(os.path.join(str(base), "input"))
     nodes = comfy_harness.all_nodes()
 
-    def run(node_id, /, *, unvalidated=False, **inputs):
+    def run(node_id, /, *, unvalidated=False, unique_id="1", **inputs):
         """One node run as ComfyUI runs a queued node, the one way tests run a node: its inputs
         by name, checked against the node's schema as ComfyUI validates a prompt (required
         inputs present, combo values among the options, numbers within min and max), then
         ``execute`` called by keyword under torch.inference_mode() by the harness executor's
         own call (comfy_harness.run_node). Returns the NodeOutput (``.args``, ``.ui``).
         ``unvalidated=True`` skips the check, for a value ComfyUI's validation would refuse
-        that the node must still handle itself (a model file gone since the list was made)."""
+        that the node must still handle itself (a model file gone since the list was made).
+        ``unique_id``: the node's id in the graph, for nodes that ask for it (hidden inputs)."""
         cls = nodes[node_id]
         info = cls.object_info()
         unknown = set(inputs) - set(info["input"]["required"]) - set(info["input"]["optional"])
@@ -131,7 +133,7 @@ def comfy(tmp_path_factory):
             raise TypeError(f"{node_id} has no input {sorted(unknown)}")
         if not unvalidated:
             comfy_harness.validate({node_id: {"class_type": node_id, "inputs": inputs}}, {node_id: info}, {node_id: cls})
-        return comfy_harness.run_node(cls, inputs)
+        return comfy_harness.run_node(cls, inputs, unique_id)
 
     def library(module):
         """The pack's own copy of a library module (``library("photos.align")``), as its nodes

@@ -84,6 +84,13 @@ PAGES = [
          "([text edits](text_edits.md)).",
          ["StyleCLIP_LoadFaceParser", "StyleCLIP_FaceParsingMask", "StyleCLIP_LocalEdit"],
          ["05_local_edit_face_parsing.json", "06_local_edit_core_masks.json", "09_masked_text_edit.json"]),
+    Page("sliders", "Edit Sliders: live preview",
+         "Put up to four directions (text, SeFa, GANSpace, a mapper's edit, a file) on sliders. After one run, dragging a slider "
+         "updates the preview on the node at once, without queueing: the pack's frontend extension asks the pack's server route "
+         "to render the first face at the new values from the last run's generator and latents. Queueing renders the full-size "
+         "result with exactly the values shown. Grid mode sweeps one direction as a strip; presets keep slider values by name.",
+         ["StyleCLIP_EditSliders", "StyleCLIP_MapperDirection"],
+         []),
     Page("pivotal_tuning", "Photos that keep their identity: projector, pivotal tuning, edit metrics",
          "e4e alone loses some identity and detail. PTI (Roich et al.) fixes that: find a pivot code (e4e's, or the "
          "W / W+ projector's), then fine-tune a copy of the generator so that the pivot renders the photo. The tuned "

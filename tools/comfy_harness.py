@@ -346,7 +346,7 @@ def execute(prompt: dict, nodes: dict[str, type]) -> dict:
                 kwargs[name] = run(value[0])[0][value[1]]
             else:
                 kwargs[name] = value
-        result = run_node(nodes[node["class_type"]], kwargs)
+        result = run_node(nodes[node["class_type"]], kwargs, unique_id=node_id)
         done[node_id] = (tuple(result.args), result.ui)
         return done[node_id]
 
@@ -356,10 +356,15 @@ def execute(prompt: dict, nodes: dict[str, type]) -> dict:
     return done
 
 
-def run_node(cls: type, inputs: dict):
-    """One node run as ComfyUI's executor runs a V3 node: ``execute`` called on the class with
-    every input by its name (the prompt's inputs only: an optional input left unconnected is
-    not passed), under ``torch.inference_mode()``. Returns the node's ``NodeOutput``."""
+def run_node(cls: type, inputs: dict, unique_id: str | None = None):
+    """One node run as ComfyUI's executor runs a V3 node: ``execute`` called with every input by
+    its name (the prompt's inputs only: an optional input left unconnected is not passed), under
+    ``torch.inference_mode()``, on a copy of the class whose ``hidden`` holds the node's id when
+    its schema asks for hidden inputs (ComfyUI's PREPARE_CLASS_CLONE). Returns the ``NodeOutput``."""
+    from comfy_api.latest import io
+
+    if cls.define_schema().hidden:
+        cls = type(cls.__name__, (cls,), {"hidden": io.HiddenHolder(unique_id)})
     with torch.inference_mode():
         return cls.execute(**inputs)
 

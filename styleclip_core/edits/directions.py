@@ -181,3 +181,20 @@ def add_to_styles(styles: Sequence[torch.Tensor], direction: Direction, alphas: 
         edited = s64[:, None, :] + alphas[None, :, None].to(s64.device) * d.to(s64.device, torch.float64)[None, None, :]
         out.append(edited.reshape(-1, s.shape[-1]).to(s.device, s.dtype))
     return out
+
+
+def mapper_direction(mapper, g: Generator, latents: Latents, face: int = 0, names: dict[str, str] | None = None) -> Direction:
+    """A latent mapper's edit of one face as a direction: ``0.1 · mapper(w)`` of face ``face`` (W+ rows,
+    or StyleSpace for StyleSpace mappers), so that strength 1 is the mapper's own edit of that face.
+    A mapper's change depends on the face, so the direction is that face's (a slider's preview face)."""
+    from ..models.mapper import RESIDUAL_SCALE
+
+    if not 0 <= face < latents.batch_size:
+        raise ValueError(f"{called(names, 'face')}: face {face} of a batch of {latents.batch_size}")
+    check_finite(latents, called(names, "latents"))
+    with torch.no_grad():
+        d = mapper.delta(latents.slice(face, face + 1).to(g.w_avg.device), g)
+    info = {"made_by": f"mapper {mapper.options.get('description', mapper.mapper_type)}, face {face}"}
+    if d.w_plus is not None:
+        return Direction("w+", [(d.w_plus[0] * RESIDUAL_SCALE).double().cpu()], info)
+    return Direction("s", [(s[0] * RESIDUAL_SCALE).double().cpu() for s in d.styles], info)

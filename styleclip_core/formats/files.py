@@ -28,6 +28,7 @@ import pickle
 import re
 import time
 import weakref
+from typing import Callable
 
 import torch
 from safetensors.torch import load_file, safe_open, save_file
@@ -171,22 +172,29 @@ def strip_prefix(state: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def save_atomic(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str] | None = None, overwrite: bool = False) -> str:
-    """Write ``tensors`` (moved to the CPU, contiguous) and string ``metadata`` as ``.safetensors``
-    at ``path``: to ``path + '.partial'`` first, then renamed. Refuses to replace an existing file
-    unless ``overwrite``. A failed write removes its partial file."""
+def write_atomic(path: str, write: Callable[[str], None], overwrite: bool = False) -> str:
+    """Write a file through ``write(tmp)``: to ``path + '.partial'`` first, then renamed, so a
+    reader never sees half a file. Refuses to replace an existing file unless ``overwrite``. A
+    failed write removes its partial file."""
     tmp = path + PARTIAL
     remove_stale_partial(tmp)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} already exists; choose another name")
     try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
     return path
+
+
+def save_atomic(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str] | None = None, overwrite: bool = False) -> str:
+    """Write ``tensors`` (moved to the CPU, contiguous) and string ``metadata`` as ``.safetensors``
+    at ``path`` with ``write_atomic``."""
+    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    return write_atomic(path, lambda tmp: save_file(cpu, tmp, metadata=metadata), overwrite)
 
 
 def remove_stale_partial(tmp: str) -> bool:

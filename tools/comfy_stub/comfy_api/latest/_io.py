@@ -22,6 +22,21 @@ class Hidden(str, Enum):
     extra_pnginfo = "EXTRA_PNGINFO"
 
 
+class HiddenHolder:
+    """What ComfyUI hands a V3 node as ``cls.hidden`` (only ``unique_id`` here; the rest None)."""
+
+    def __init__(self, unique_id=None):
+        self.unique_id = unique_id
+
+    def __getattr__(self, key):
+        return None
+
+
+class NumberDisplay(str, Enum):
+    number = "number"
+    slider = "slider"
+
+
 class Input:
     io_type = None
 
@@ -84,11 +99,12 @@ class _Float(WidgetInput):
 
     def __init__(self, id, display_name=None, optional=False, tooltip=None, lazy=None, default=None, min=None, max=None, step=None, round=None, display_mode=None, socketless=None, force_input=None):
         super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input)
-        self.min, self.max, self.step = min, max, step
+        self.min, self.max, self.step, self.display_mode = min, max, step, display_mode
 
     def options(self):
         d = super().options()
-        d.update({k: v for k, v in {"min": self.min, "max": self.max, "step": self.step}.items() if v is not None})
+        display = self.display_mode.value if self.display_mode else None
+        d.update({k: v for k, v in {"min": self.min, "max": self.max, "step": self.step, "display": display}.items() if v is not None})
         return d
 
 
