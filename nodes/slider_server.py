@@ -1,9 +1,10 @@
 """The live preview of Edit Sliders: the routes the pack adds to ComfyUI's server, and the cache of
 the slider edits of the nodes' last runs they render from.
 
-* ``POST /styleclip/sliders/preview`` with JSON ``{"node": id, "values": [...], "size": 256, "seq": n}``
-  -> a JPEG of the node's preview face edited by ``values`` (header ``X-StyleCLIP-Seq``: ``seq``), or
-  204 when a newer request for the same node arrived meanwhile (only the newest is rendered), 404
+* ``POST /styleclip/sliders/preview`` with JSON ``{"node": id, "values": [...], "size": 256, "seq": n,
+  "client": c}`` -> a JPEG of the node's preview face edited by ``values`` (header
+  ``X-StyleCLIP-Seq``: ``seq``), or 204 when a newer request of the same client (a browser tab)
+  for the same node arrived meanwhile (only the newest is rendered), 404
   for a node without a cached run, 400 for bad values. Nothing but the cached edits is rendered;
   no path or file name is accepted.
 * ``GET /styleclip/presets``, ``GET /styleclip/presets/{name}``, ``POST /styleclip/presets/{name}``
@@ -40,7 +41,7 @@ class PreviewCache:
     def __init__(self, size: int = MAX_CACHED):
         self.size = size
         self.edits: OrderedDict[str, SliderEdit] = OrderedDict()
-        self.latest: dict[str, int] = {}
+        self.latest: dict[tuple[str, str], int] = {}  # (node, client) -> the newest seq seen
         self.locks: dict[str, threading.Lock] = {}
         self.guard = threading.Lock()
 
@@ -51,7 +52,7 @@ class PreviewCache:
             self.locks.setdefault(node_id, threading.Lock())
             while len(self.edits) > self.size:
                 old, _ = self.edits.popitem(last=False)
-                self.latest.pop(old, None)
+                self.latest = {k: v for k, v in self.latest.items() if k[0] != old}
 
     def get(self, node_id: str) -> SliderEdit | None:
         with self.guard:
@@ -69,13 +70,16 @@ def jpeg(pixels: torch.Tensor, quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
-def check_request(payload) -> tuple[str, list, int, int]:
-    """(node id, values, size, seq) of a preview request, or ValueError saying what is wrong."""
+def check_request(payload) -> tuple[str, str, list, int, int]:
+    """(node id, client, values, size, seq) of a preview request, or ValueError saying what is wrong."""
     if not isinstance(payload, dict):
-        raise ValueError("expected a JSON object {node, values, size, seq}")
+        raise ValueError("expected a JSON object {node, values, size, seq, client}")
     node = payload.get("node")
     if not isinstance(node, str) or not _NODE_ID.fullmatch(node):
         raise ValueError(f"node: expected a node id (letters, digits, ':', '_', '-', '.'), found {node!r}")
+    client = payload.get("client", "")
+    if not isinstance(client, str) or not (client == "" or _NODE_ID.fullmatch(client)):
+        raise ValueError(f"client: expected a short id (letters, digits, ':', '_', '-', '.'), found {client!r}")
     size = payload.get("size", 256)
     if size not in PREVIEW_SIZES:
         raise ValueError(f"size: expected one of {PREVIEW_SIZES}, found {size!r}")
@@ -85,16 +89,17 @@ def check_request(payload) -> tuple[str, list, int, int]:
     values = payload.get("values")
     if not isinstance(values, list):
         raise ValueError(f"values: expected a list of numbers, found {type(values).__name__}")
-    return node, values, size, seq
+    return node, client, values, size, seq
 
 
 def preview(payload, cache: PreviewCache = CACHE) -> tuple[int, bytes | str]:
     """(HTTP status, JPEG bytes or a message) for a preview request; blocking (run it in a thread).
 
     Requests for one node are rendered one at a time; a request that has been overtaken by a
-    newer one for the same node while it waited is answered 204 without rendering."""
+    newer one of the same client for the same node while it waited is answered 204 without
+    rendering (clients count ``seq`` each on their own)."""
     try:
-        node, values, size, seq = check_request(payload)
+        node, client, values, size, seq = check_request(payload)
     except ValueError as e:
         return 400, str(e)
     edit = cache.get(node)
@@ -104,13 +109,14 @@ def preview(payload, cache: PreviewCache = CACHE) -> tuple[int, bytes | str]:
         values = check_values(values, len(edit.directions))
     except ValueError as e:
         return 400, str(e)
+    key = (node, client)
     with cache.guard:
-        if seq < cache.latest.get(node, -1):
+        if seq < cache.latest.get(key, -1):
             return 204, "superseded"
-        cache.latest[node] = seq
+        cache.latest[key] = seq
         lock = cache.locks[node]
     with lock:
-        if seq < cache.latest.get(node, -1):
+        if seq < cache.latest.get(key, -1):
             return 204, "superseded"  # a newer request came while this one waited
         try:
             with torch.inference_mode():

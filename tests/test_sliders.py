@@ -130,6 +130,7 @@ def test_preview_route_validates_and_renders(comfy, setup):
         ({"node": "7", "values": [1.0]}, 400, "expected 2 slider values"),
         ({"node": "7", "values": "1, 2"}, 400, "list of numbers"),
         ({"node": "7", "values": [1.0, 0.5], "seq": "x"}, 400, "seq"),
+        ({"node": "7", "values": [1.0, 0.5], "client": "a/b"}, 400, "client"),
         ([1, 2], 400, "JSON object"),
     ):
         status, text = server.preview(payload, cache)
@@ -165,7 +166,7 @@ def test_preview_route_renders_only_the_newest_request(comfy, setup):
     waiting = [threading.Thread(target=ask, args=(seq,)) for seq in (2, 3, 4)]
     for t in waiting:
         t.start()
-    while cache.latest.get("3") != 4:
+    while cache.latest.get(("3", "")) != 4:
         pass
     gate.set()
     for t in [first, *waiting]:
@@ -173,6 +174,7 @@ def test_preview_route_renders_only_the_newest_request(comfy, setup):
     assert answers[1] == 200 and answers[4] == 200 and answers[2] == answers[3] == 204
     assert rendered == [1.0, 4.0]
     assert server.preview({"node": "3", "values": [9.0, 0.0], "size": 128, "seq": 2}, cache)[0] == 204  # older than the newest seen
+    assert server.preview({"node": "3", "values": [9.0, 0.0], "size": 128, "seq": 2, "client": "tab2"}, cache)[0] == 200  # another tab counts apart
 
 
 def test_preview_cache_keeps_the_newest_nodes(comfy, setup):

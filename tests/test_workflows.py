@@ -77,6 +77,8 @@ SAVED = {
         outputs={"styleclip/photo_pti_text_edit": Images(1, *PHOTO), "styleclip/photo_pti_text_edit_latents": Codes(1)}),
     "13_compare_e4e_pti.json": dict(  # e4e | e4e + PTI | photo, at the generator's size
         outputs={"styleclip/e4e_vs_pti": Images(1, 64, 3 * 64, tiles=(1, 3))}, tables=("ID", "LPIPS", "PSNR", "**mean**")),
+    "14_sliders_text_and_mapper.json": dict(
+        outputs={"styleclip/sliders_text_and_mapper": Images(1)}),
 }
 
 
@@ -123,6 +125,10 @@ class _Watched:
     def execute(self, **kwargs):
         self._running[:] = [self._name]
         return self._cls.execute(**kwargs)
+
+    def with_hidden(self, holder):
+        """The harness's copy of the class with ComfyUI's hidden inputs, still watched."""
+        return _Watched(type(self._cls.__name__, (self._cls,), {"hidden": holder}), self._name, self._running)
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=os.path.basename)

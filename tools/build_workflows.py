@@ -72,7 +72,7 @@ TOP = 60
 IMAGE_NODES = frozenset({
     "LoadImage", "SaveImage", "PreviewImage",
     "StyleCLIP_Synthesize", "StyleCLIP_OptimizeLatents", "StyleCLIP_TrainMapper", "StyleCLIP_ChannelRelevance",
-    "StyleCLIP_ProjectLatents", "StyleCLIP_PivotalTuning",
+    "StyleCLIP_ProjectLatents", "StyleCLIP_PivotalTuning", "StyleCLIP_EditSliders",
 })
 
 
@@ -539,6 +539,27 @@ WORKFLOWS["13_compare_e4e_pti"] = dict(
         node(14, "SaveImage", {"filename_prefix": "styleclip/e4e_vs_pti"}, {"images": (13, 0)}),
         node(15, "PreviewAny", {}, {"source": (9, 0)}, title="Scores: e4e alone"),
         node(16, "PreviewAny", {}, {"source": (10, 0)}, title="Scores: e4e + PTI"),
+    ],
+)
+
+WORKFLOWS["14_sliders_text_and_mapper"] = dict(
+    note="A text direction ('face' -> 'smiling face', a global direction) and a latent mapper's edit (purple hair) on the sliders "
+    "of Edit Sliders. Queue once; then drag value_1 / value_2 and the preview on the node follows at once, without queueing. "
+    "Queue again to save the full-size result with the values shown. The run saves its values as the preset 'smile_purple_hair' "
+    "(the node's 'load preset' button, or its preset input, brings them back).\n"
+    "Models: stylegan2-ffhq-config-f.pt (models/stylegan), ViT-B-32.pt (models/openclip), fs3.npy (models/styleclip_global), "
+    "purple_hair.pt (models/styleclip_mappers).",
+    nodes=[
+        node(1, "StyleCLIP_LoadGenerator", {"generator_name": GENERATOR, "ops_backend": "auto"}),
+        node(2, "StyleCLIP_SampleLatents", {"seed": 7, "batch_size": 1, "truncation_psi": 0.7}, {"generator": (1, 0)}),
+        node(3, "StyleCLIP_LoadCLIP", {"clip_name": "ViT-B-32.pt", "architecture": "auto", "image_preprocessing": "styleclip"}),
+        node(4, "StyleCLIP_ChannelRelevance", {"fs3": "fs3.npy"}, {"generator": (1, 0), "clip": (3, 0)}),
+        node(5, "StyleCLIP_GlobalDirection", {"neutral": "face", "target": "smiling face", "beta": 0.15}, {"relevance": (4, 0), "clip": (3, 0)}),
+        node(6, "StyleCLIP_LoadMapper", {"mapper_name": "purple_hair.pt"}),
+        node(7, "StyleCLIP_MapperDirection", {"face": 0}, {"generator": (1, 0), "mapper": (6, 0), "latents": (2, 0)}),
+        node(8, "StyleCLIP_EditSliders", {"value_1": 3.0, "value_2": 1.0, "save_preset_as": "smile_purple_hair"},
+             {"generator": (1, 0), "latents": (2, 0), "direction_1": (5, 0), "direction_2": (7, 0)}),
+        node(9, "SaveImage", {"filename_prefix": "styleclip/sliders_text_and_mapper"}, {"images": (8, 0)}),
     ],
 )
 

@@ -45,6 +45,7 @@ TEMPLATES = {
     "10_edit_photo_by_text": ("Edit a photo by text", "Align, invert and edit a real photo toward a text, then paste it back."),
     "11_photo_pti_global_edit": ("Photo edit that keeps identity", "e4e, then pivotal tuning (PTI), then a global direction, pasted back."),
     "12_photo_pti_text_edit": ("Photo text edit with PTI", "e4e, pivotal tuning, then a text optimisation with the tuned generator."),
+    "14_sliders_text_and_mapper": ("Sliders: text + mapper", "A text direction and a mapper's edit on live sliders; values saved as a preset."),
     "13_compare_e4e_pti": ("e4e alone vs e4e + PTI", "Reconstructions side by side, scored by Edit Metrics (identity, LPIPS, PSNR)."),
 }
 

@@ -12,6 +12,7 @@ import { api } from "../../scripts/api.js";
 
 const NODE = "StyleCLIP_EditSliders";
 const SLIDERS = 4;
+const CLIENT = Math.random().toString(36).slice(2, 12); // this tab: the server orders each tab's requests apart
 
 function connectedValues(node) {
   // one value per connected direction, in slider order (what the node's run used)
@@ -67,7 +68,7 @@ class LivePreview {
       const response = await api.fetchApi("/styleclip/sliders/preview", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ node: String(this.node.id), values: job.values, size: job.size, seq }),
+        body: JSON.stringify({ node: String(this.node.id), values: job.values, size: job.size, seq, client: CLIENT }),
       });
       if (response.status === 200 && seq > this.shownSeq) {
         const blob = await response.blob();

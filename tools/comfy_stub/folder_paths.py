@@ -66,6 +66,10 @@ def get_input_directory():
     return input_directory
 
 
+def get_user_directory():
+    return os.path.join(base_path, "user")
+
+
 def get_temp_directory():
     return temp_directory
 
