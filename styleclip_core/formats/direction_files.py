@@ -37,7 +37,7 @@ SPACES = ("w", "w+", "s")
 MAX_W_PLUS_ROWS = 22  # 2 log2(size) - 2 for a 4096 px StyleGAN2
 
 SHAPES = "a W direction [D] or [1, D] (e.g. an InterFaceGAN boundary [1, 512]) or a W+ direction [n_latent, D] (n_latent 2 log2(size) - 2: 18 at 1024 px)"
-EXPECTED = f"a direction: the pack's .safetensors (Save Direction) or one array, {SHAPES}"
+EXPECTED = "a direction (Save Direction's .safetensors, or one array: W [D] or [1, D], W+ [n_latent, D])"
 
 
 def write_direction_file(path: str, space: str, deltas: list[torch.Tensor], info: dict) -> str:
@@ -62,7 +62,13 @@ def read_direction_file(path: str) -> tuple[str, list[torch.Tensor], dict]:
             space = meta.get("space", "s")
             if space not in SPACES:
                 raise CheckpointError(path, f"a direction file (format {FORMAT}, space one of {SPACES})", f"format {fmt!r}, space {space!r}")
-            return space, [tensors[f"delta.{i}"] for i in range(n)], json.loads(meta.get("info", "{}"))
+            deltas = [tensors[f"delta.{i}"] for i in range(n)]
+            ranks = [d.ndim for d in deltas]
+            expected = {"w": [1], "w+": [2], "s": [1] * n}[space]
+            if ranks != expected or not all(d.is_floating_point() for d in deltas):
+                shapes = {"w": "one vector delta.0 [D]", "w+": "one matrix delta.0 [n_latent, D]", "s": "one vector per StyleSpace layer"}[space]
+                raise CheckpointError(path, f"a {space} direction: {shapes} of floating values", f"shapes {[list(d.shape) for d in deltas][:6]}, {deltas[0].dtype}")
+            return space, deltas, json.loads(meta.get("info", "{}"))
         if fmt is not None:
             raise CheckpointError(path, EXPECTED, f"a file of another kind (format {fmt!r})")
         if n != 1:
@@ -75,7 +81,7 @@ def read_direction_file(path: str) -> tuple[str, list[torch.Tensor], dict]:
         except MemoryError:
             raise
         except Exception as e:  # noqa: BLE001 -- ValueError (object arrays need pickles), OSError, EOFError, ...
-            raise CheckpointError(path, EXPECTED, sniff(path) or f"a file NumPy cannot read without unpickling objects ({library_message(e)})") from None
+            raise CheckpointError(path, EXPECTED, sniff(path) or f"a file NumPy cannot read with allow_pickle=False, which never unpickles objects ({library_message(e)})") from None
         if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
             raise CheckpointError(path, EXPECTED, f"an array of {getattr(array, 'dtype', type(array).__name__)} values, not numbers")
         return _single_array(path, torch.from_numpy(np.array(array, dtype=np.float64 if array.dtype == np.float64 else np.float32)), "array")
@@ -104,7 +110,7 @@ def _single_array(path: str, array: torch.Tensor, what: str) -> tuple[str, list[
         space = "w+"
     else:
         square = " (a square matrix is a basis of directions, e.g. SeFa's eigvec: save one column)" if array.ndim == 2 and shape[0] == shape[1] else ""
-        raise CheckpointError(path, SHAPES, f"a {what} of shape {shape}{square}")
+        raise CheckpointError(path, SHAPES, f"{'an' if what[0] in 'aeiou' else 'a'} {what} of shape {shape}{square}")
     check_finite(array, path, EXPECTED)
     made = f"{os.path.basename(path)} {shape}"
     return space, [array.contiguous()], {"made_by": made, "file": os.path.basename(path)}
