@@ -168,19 +168,21 @@ def ganspace_samples(g: Generator, samples: int, seed: int) -> torch.Tensor:
     samples = check_count(samples, "samples", minimum=2)
     rng = seeded(seed)
     device = g.w_avg.device
-    out = []
+    out = torch.empty(samples, g.style_dim)
     for start in range(0, samples, SAMPLE_BLOCK):
         z = torch.randn(min(SAMPLE_BLOCK, samples - start), g.style_dim, generator=rng)
-        out.append(g.mapping(z.to(device)).float().cpu())
-    return torch.cat(out)
+        out[start:start + z.shape[0]] = g.mapping(z.to(device)).float().cpu()
+    return out
 
 
 def pca(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(mean ``[D]``, axes ``[D, K]`` columns by descending variance, singular values ``[K]``) of
-    the centred rows of ``w``, all float64, by a blockwise QR then an SVD of the ``R`` factor."""
-    mean = w.double().mean(0)
+    the centred rows of ``w``, all float64, by a blockwise QR then an SVD of the ``R`` factor
+    (memory: ``w`` and one block in float64)."""
+    blocks = range(0, w.shape[0], SAMPLE_BLOCK)
+    mean = sum(w[start:start + SAMPLE_BLOCK].double().sum(0) for start in blocks) / w.shape[0]
     r = None
-    for start in range(0, w.shape[0], SAMPLE_BLOCK):
+    for start in blocks:
         block = w[start:start + SAMPLE_BLOCK].double() - mean
         r = torch.linalg.qr(block if r is None else torch.cat([r, block]), mode="r").R
     _, s, vh = torch.linalg.svd(r, full_matrices=False)
