@@ -197,7 +197,7 @@ def ganspace(g: Generator, samples: int = GANSPACE_SAMPLES, seed: int = 0) -> Fa
         variance = s.square() / (samples - 1)
         return Factors("GANSpace", axes, variance.sqrt(), variance / variance.sum(), mean, samples, int(seed))
 
-    return _cached(("ganspace", generator_fingerprint(g), samples, int(seed)), compute)
+    return _cached(("ganspace", generator_fingerprint(g), samples, int(seed), SAMPLE_BLOCK), compute)
 
 
 def ganspace_direction(g: Generator, component: int, start_row: int = 0, end_row: int = 0, samples: int = GANSPACE_SAMPLES, seed: int = 0) -> Direction:
