@@ -4,6 +4,7 @@ from comfy_api.latest import ComfyExtension, io
 from . import clip_nodes, generator_nodes, local_nodes, loss_nodes, mapper_nodes, optimize_nodes, photo_nodes
 from . import mapper_training_nodes
 from . import global_nodes
+from . import direction_nodes
 from . import inversion_nodes
 from . import metrics_nodes
 from . import slider_nodes, slider_server
@@ -20,6 +21,7 @@ NODES: list[type[io.ComfyNode]] = [
     *mapper_training_nodes.NODES,
     *local_nodes.NODES,
     *global_nodes.NODES,
+    *direction_nodes.NODES,
     *metrics_nodes.NODES,
     *slider_nodes.NODES,
 ]

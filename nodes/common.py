@@ -41,7 +41,7 @@ MODEL_FOLDERS: dict[str, tuple[str, ...]] = {
     "openclip": (".pt", ".pth", ".bin", ".safetensors"),
     "arcface": (".pth", ".pt", ".safetensors"),
     "styleclip_global": (".npy", ".safetensors"),  # fs3 and style statistics (computed ones are cached here)
-    "styleclip_directions": (".safetensors",),
+    "styleclip_directions": (".safetensors", ".npy", ".pt", ".pth"),  # ours, and single W / W+ arrays (InterFaceGAN boundaries, ...)
     "lpips": (".pth", ".pt", ".safetensors"),  # torchvision backbones of LPIPS (the heads ship with the lpips package)
 }
 

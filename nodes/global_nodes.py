@@ -130,7 +130,7 @@ class GlobalDirectionFromText(io.ComfyNode):
                 io.String.Input("beta_report", default="0.08, 0.1, 0.15, 0.2, 0.25, 0.3", tooltip="Betas to report channel counts for (the report output), to choose beta."),
             ],
             outputs=[
-                Direction.Output(display_name="direction", tooltip="The StyleSpace direction (unit strength), for Apply Global Direction, saving and combining."),
+                Direction.Output(display_name="direction", tooltip="The StyleSpace direction (unit strength), for Apply Direction, saving and combining."),
                 io.String.Output(display_name="report", tooltip="Channels kept at beta and at each beta of beta_report."),
             ],
         )
@@ -154,18 +154,21 @@ class ApplyGlobalDirection(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StyleCLIP_ApplyGlobalDirection",
-            display_name="Apply Global Direction",
+            display_name="Apply Direction",
             category=GLOBAL,
-            description="Edits latents along a direction: s + alpha x direction in StyleSpace, for each alpha. Several alphas "
-            "(e.g. '-4, -2, 0, 2, 4') give every face at each strength in turn: a strip per face, from the first alpha to the last.",
+            description="Edits latents along any direction (text / global, SeFa, GANSpace, a loaded file), code + alpha x direction "
+            "for each alpha: a W or W+ direction on W+ latents edits the W+ rows; a StyleSpace direction, or StyleSpace latents, edit in "
+            "StyleSpace (a W / W+ direction is turned into StyleSpace exactly). Several alphas (e.g. '-4, -2, 0, 2, 4') give every "
+            "face at each strength in turn: a strip per face, from the first alpha to the last.",
             inputs=[
                 Generator.Input("generator", tooltip="The generator the latents and direction belong to."),
                 Latent.Input("latents", tooltip="Codes to edit (W+ or StyleSpace)."),
-                Direction.Input("direction", tooltip="From Global Direction from Text, Load Direction or Combine Directions."),
-                io.String.Input("alphas", default="4.1", tooltip="Edit strength(s), comma-separated (reference UI: -10 to 10, default 4.1; 0 = unedited; negative = the opposite edit)."),
+                Direction.Input("direction", tooltip="From Global Direction from Text, SeFa Direction, GANSpace Direction, Load Direction or Combine Directions."),
+                io.String.Input("alphas", default="4.1", tooltip="Edit strength(s), comma-separated; 0 = unedited, negative = the opposite edit. Text directions: "
+                                "StyleCLIP's UI uses -10 to 10, default 4.1; SeFa: rosinality's degree (5) times the truncation (0.7); GANSpace: standard deviations (2 in the paper)."),
             ],
             outputs=[
-                Latent.Output(display_name="latents", tooltip="Edited StyleSpace codes, face-major: face 0 at every alpha, then face 1, ..."),
+                Latent.Output(display_name="latents", tooltip="Edited codes (W+ for a W / W+ direction on W+ latents, else StyleSpace), face-major: face 0 at every alpha, then face 1, ..."),
                 Latent.Output(display_name="originals", tooltip="The input codes repeated in the same order (the 'original' of Local Edit)."),
                 io.Int.Output(display_name="alphas_count", tooltip="Number of alphas: the images per face, e.g. the columns of Image Grid."),
             ],
@@ -245,11 +248,14 @@ class LoadDirection(io.ComfyNode):
             node_id="StyleCLIP_LoadDirection",
             display_name="Load Direction",
             category=GLOBAL,
-            description="Reads a direction saved by Save Direction from models/styleclip_directions.",
-            inputs=[io.Combo.Input("direction_name", options=model_files("styleclip_directions"), tooltip="A direction file in ComfyUI/models/styleclip_directions.")],
+            description="Reads a direction from models/styleclip_directions: one saved by Save Direction (.safetensors, any space), or "
+            "a single array from another tool (.npy, .pt, .pth or .safetensors): [D] or [1, D] is a W direction (e.g. an InterFaceGAN "
+            "boundary), [n_latent, D] a W+ one. Arrays are used as stored (no normalisation). Files are read without running code "
+            "(no pickled objects).",
+            inputs=[io.Combo.Input("direction_name", options=model_files("styleclip_directions"), tooltip="A direction file in ComfyUI/models/styleclip_directions (.safetensors, .npy, .pt, .pth).")],
             outputs=[
                 Direction.Output(display_name="direction", tooltip="The direction."),
-                io.String.Output(display_name="info", tooltip="Texts, beta and channel count it was made with."),
+                io.String.Output(display_name="info", tooltip="What it was made with (texts, beta and channel count; the component; or the file's shape)."),
             ],
         )
 
@@ -271,7 +277,7 @@ class ImageGrid(io.ComfyNode):
             "A last row that is not full is padded with black.",
             inputs=[
                 io.Image.Input("images", tooltip="Images of one size."),
-                io.Int.Input("columns", default=5, min=1, max=256, tooltip="Images per row (connect Apply Global Direction's alphas_count)."),
+                io.Int.Input("columns", default=5, min=1, max=256, tooltip="Images per row (connect Apply Direction's alphas_count)."),
             ],
             outputs=[io.Image.Output(display_name="image", tooltip="The grid, a batch of one image.")],
         )

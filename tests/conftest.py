@@ -18,6 +18,7 @@ PACK_NODE_IDS = frozenset({
     "StyleCLIP_SaveLatents", "StyleCLIP_LoadLatents", "StyleCLIP_LoadLatentFolder", "StyleCLIP_ConvertGenerator",
     "StyleCLIP_ChannelRelevance", "StyleCLIP_GlobalDirection", "StyleCLIP_ApplyGlobalDirection",  # global_nodes
     "StyleCLIP_CombineDirections", "StyleCLIP_SaveDirection", "StyleCLIP_LoadDirection", "StyleCLIP_ImageGrid",
+    "StyleCLIP_SeFaDirection", "StyleCLIP_GANSpaceDirection",  # direction_nodes
     "StyleCLIP_LocalEdit", "StyleCLIP_LoadFaceParser", "StyleCLIP_FaceParsingMask",  # local_nodes
     "StyleCLIP_CLIPLoss", "StyleCLIP_DirectionalCLIPLoss", "StyleCLIP_IdentityLoss", "StyleCLIP_LatentL2Loss",  # loss_nodes
     "StyleCLIP_RegionPreservationLoss",

@@ -52,6 +52,12 @@ def load_fs3_for_generator(path):
     return relevance_from_file(path, _tiny_g(), [os.path.join(os.path.dirname(path), "cache")], statistics_samples=256)
 
 
+def load_direction(path):
+    from styleclip_core.edits.directions import Direction
+
+    return Direction.load(path)
+
+
 def _loader(kind):
     from styleclip_core.formats import arcface_files, clip_files, e4e_files, face_parser_files, generator_files, latent_files, mapper_files
 
@@ -64,6 +70,7 @@ def _loader(kind):
         "face_parser": face_parser_files.load_face_parser,
         "latents": latent_files.load_latents,
         "fs3": load_fs3_for_generator,
+        "direction": load_direction,
     }[kind]
 
 
@@ -89,6 +96,9 @@ SOURCES = {
     ("latents", "safetensors"): ("latents.safetensors", ("w_plus",)),
     ("fs3", "npy"): ("fs3.npy", ()),
     ("fs3", "safetensors"): ("fs3.safetensors", ("fs3",)),
+    ("direction", "safetensors"): ("direction.safetensors", ("delta.0",)),  # ours (Save Direction)
+    ("direction", "npy"): ("boundary.npy", ()),  # an InterFaceGAN boundary [1, D]
+    ("direction", "pt"): ("boundary.pt", ()),
 }
 TINY_FILES = {"generator": "stylegan/stylegan2-ffhq-config-f.pt", "e4e": "e4e/e4e_ffhq_encode.pt", "clip": "openclip/ViT-B-32.pt",
               "arcface": "arcface/model_ir_se50.pth", "mapper": "styleclip_mappers/purple_hair.pt", "face_parser": "face_parsing/79999_iter.pth",
@@ -129,7 +139,7 @@ def make_sources(tiny_models_dir, d):
         out[(kind, fmt)] = os.path.join(d, name)
     tiny = lambda kind: os.path.join(tiny_models_dir, TINY_FILES[kind])  # noqa: E731
     for (kind, fmt), path in out.items():
-        if fmt in ("pt", "pth", "npy", "torchscript.pt") and kind != "latents":
+        if fmt in ("pt", "pth", "npy", "torchscript.pt") and kind not in ("latents", "direction"):
             shutil.copy(tiny(kind), path)
     tiny_models.write_ada_pkl(_tiny_g(), out[("generator", "ada.pkl")])
     tiny_models.write_tf_pkl(_tiny_g(), out[("generator", "tf.pkl")])
@@ -145,6 +155,12 @@ def make_sources(tiny_models_dir, d):
     torch.save(w, out[("latents", "pt")])
     save_latents(Latents(w_plus=w), out[("latents", "safetensors")])
     save_fs3(torch.from_numpy(np.load(tiny("fs3"))), out[("fs3", "safetensors")])
+    from styleclip_core.edits.directions import Direction
+
+    boundary = np.random.RandomState(0).randn(1, 64)
+    np.save(out[("direction", "npy")], boundary)
+    torch.save(torch.from_numpy(boundary), out[("direction", "pt")])
+    Direction("w", [torch.from_numpy(boundary[0])]).save(out[("direction", "safetensors")])
     return out
 
 
@@ -309,6 +325,8 @@ def cases():
         if kind == "latents":  # the width of a latent is checked against a generator, not on reading
             makers["wrong_shape"] = make_rank1
             makers["rank4"] = lambda src, dst, k, f: _mutate(src, dst, k, f, lambda t: t[None, None])
+        if kind == "direction":  # its width is checked against a generator where it is applied; its rank on reading
+            makers["wrong_shape"] = lambda src, dst, k, f: _mutate(src, dst, k, f, lambda t: t[None, None])
         if kind == "fs3":  # its CLIP width is checked against a CLIP model, not on reading
             makers.pop("wrong_shape")
             makers.update(FS3)

@@ -70,12 +70,15 @@ PAGES = [
          "`w + strength x 0.1 x mapper(w)`. Load StyleCLIP's released mappers or train your own for a loss set.",
          ["StyleCLIP_LoadMapper", "StyleCLIP_ApplyMapper", "StyleCLIP_TrainMapper"],
          ["04_mapper_edit.json", "07_mapper_train_and_apply.json"]),
-    Page("global_directions", "Global directions",
-         "StyleCLIP's global method: a text pair ('face' -> 'face with blonde hair') becomes a direction in "
-         "StyleSpace through the channel relevance fs3, applied to any latents at any strength without "
-         "optimisation or training. Directions can be combined, saved and loaded.",
-         ["StyleCLIP_ChannelRelevance", "StyleCLIP_GlobalDirection", "StyleCLIP_ApplyGlobalDirection",
-          "StyleCLIP_CombineDirections", "StyleCLIP_SaveDirection", "StyleCLIP_LoadDirection"],
+    Page("global_directions", "Directions: text (global), SeFa, GANSpace, files",
+         "Edits that are one direction, added to any latents at any strength without optimisation or training. "
+         "StyleCLIP's global method turns a text pair ('face' -> 'face with blonde hair') into a StyleSpace direction "
+         "through the channel relevance fs3; *SeFa Direction* (from the generator's weights) and *GANSpace Direction* "
+         "(principal components of sampled W) find ranked directions without text, on all W+ rows or a range of them; "
+         "*Load Direction* also reads single arrays from other tools (InterFaceGAN boundaries). *Apply Direction* "
+         "applies any of them; directions of every space can be combined, saved and loaded.",
+         ["StyleCLIP_ChannelRelevance", "StyleCLIP_GlobalDirection", "StyleCLIP_SeFaDirection", "StyleCLIP_GANSpaceDirection",
+          "StyleCLIP_ApplyGlobalDirection", "StyleCLIP_CombineDirections", "StyleCLIP_SaveDirection", "StyleCLIP_LoadDirection"],
          ["08_global_direction.json"]),
     Page("local_edits", "Local edits: face parsing and masks",
          "Confine an edit to a region: *Face Parsing Mask* makes masks of face parts (hair, skin, ...) from "

@@ -17,22 +17,18 @@ as StyleCLIP's global directions are.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 
-from ..errors import CheckpointError
-from ..formats.files import read_safetensors, save_atomic
+from ..formats.direction_files import FORMAT, OLD_FORMAT, SPACES, read_direction_file, write_direction_file
 from ..models.generator import Generator
 from ..models.latents import Latents
 from ..values import called, check_finite
 
-SPACES = ("w", "w+", "s")
 SPACE_NAMES = {"w": "W", "w+": "W+", "s": "StyleSpace"}
-FORMAT = "styleclip-direction"
-OLD_FORMAT = "styleclip-global-direction"  # StyleSpace directions saved before directions had a space
+__all__ = ["Direction", "add_to_styles", "SPACES", "SPACE_NAMES", "FORMAT", "OLD_FORMAT"]
 
 
 def _as_float64(t: torch.Tensor) -> torch.Tensor:
@@ -155,20 +151,15 @@ class Direction:
     # ---- files -----------------------------------------------------------------------------
 
     def save(self, path: str):
-        tensors = {f"delta.{i}": d.contiguous() for i, d in enumerate(self.deltas)}
-        save_atomic(tensors, path, {"format": FORMAT, "space": self.space, "info": json.dumps(self.info)})
+        write_direction_file(path, self.space, self.deltas, self.info)
 
     @staticmethod
     def load(path: str) -> "Direction":
-        """A direction saved by ``save`` (or a StyleSpace one saved before directions had a space)."""
-        tensors, meta = read_safetensors(path, "a direction (.safetensors from Save Direction)")
-        n = len(tensors)
-        if not n or not all(f"delta.{i}" in tensors for i in range(n)):
-            raise CheckpointError(path, "tensors delta.0 .. delta.N", f"tensors {sorted(tensors)[:6]}")
-        space = meta.get("space", "s") if meta.get("format", OLD_FORMAT) in (FORMAT, OLD_FORMAT) else None
-        if space not in SPACES:
-            raise CheckpointError(path, f"a direction file (format {FORMAT}, space one of {SPACES})", f"format {meta.get('format')!r}, space {meta.get('space')!r}")
-        return Direction(space, [tensors[f"delta.{i}"] for i in range(n)], json.loads(meta.get("info", "{}")))
+        """Any direction file (``formats.direction_files``): one saved by ``save``, a StyleSpace one
+        saved before directions had a space, or a single W / W+ array (``.npy``, ``.pt``, ``.pth``,
+        ``.safetensors``) such as an InterFaceGAN boundary."""
+        space, deltas, info = read_direction_file(path)
+        return Direction(space, deltas, info)
 
 
 def add_to_styles(styles: Sequence[torch.Tensor], direction: Direction, alphas: Sequence[float]) -> list[torch.Tensor]:
