@@ -93,7 +93,7 @@ PAGES = [
          "to render the first face at the new values from the last run's generator and latents. Queueing renders the full-size "
          "result with exactly the values shown. Grid mode sweeps one direction as a strip; presets keep slider values by name.",
          ["StyleCLIP_EditSliders", "StyleCLIP_MapperDirection"],
-         ["14_sliders_text_and_mapper.json"]),
+         ["14_sliders_text_and_mapper.json", "15_sliders_sefa.json", "16_sliders_preset_reload.json"]),
     Page("pivotal_tuning", "Photos that keep their identity: projector, pivotal tuning, edit metrics",
          "e4e alone loses some identity and detail. PTI (Roich et al.) fixes that: find a pivot code (e4e's, or the "
          "W / W+ projector's), then fine-tune a copy of the generator so that the pivot renders the photo. The tuned "

@@ -563,6 +563,46 @@ WORKFLOWS["14_sliders_text_and_mapper"] = dict(
     ],
 )
 
+WORKFLOWS["15_sliders_sefa"] = dict(
+    note="Directions found in the generator's own weights, no text needed: the first three SeFa components (closed-form "
+    "factorisation) on the sliders of Edit Sliders, and a strip of component 0 from -5 to 5 (grid mode) to pick a strength. "
+    "Queue once, then drag the sliders: the preview on the node follows without queueing.\n"
+    "Models: stylegan2-ffhq-config-f.pt (models/stylegan). SeFa needs nothing else.",
+    nodes=[
+        node(1, "StyleCLIP_LoadGenerator", {"generator_name": GENERATOR, "ops_backend": "auto"}),
+        node(2, "StyleCLIP_SampleLatents", {"seed": 11, "batch_size": 1, "truncation_psi": 0.7}, {"generator": (1, 0)}),
+        node(3, "StyleCLIP_SeFaDirection", {"component": 0}, {"generator": (1, 0)}),
+        node(4, "StyleCLIP_SeFaDirection", {"component": 1}, {"generator": (1, 0)}),
+        node(5, "StyleCLIP_SeFaDirection", {"component": 2}, {"generator": (1, 0)}),
+        node(6, "StyleCLIP_EditSliders", {"value_1": 3.0, "value_2": -2.0, "value_3": 1.5},
+             {"generator": (1, 0), "latents": (2, 0), "direction_1": (3, 0), "direction_2": (4, 0), "direction_3": (5, 0)}),
+        node(7, "SaveImage", {"filename_prefix": "styleclip/sliders_sefa"}, {"images": (6, 0)}),
+        node(8, "StyleCLIP_EditSliders", {"mode": "grid", "grid_direction": 1, "grid_range": 5.0, "grid_steps": 5},
+             {"generator": (1, 0), "latents": (2, 0), "direction_1": (3, 0)}, title="Edit Sliders (grid: component 0 swept)"),
+        node(9, "SaveImage", {"filename_prefix": "styleclip/sliders_sefa_strip"}, {"images": (8, 0)}),
+    ],
+)
+
+WORKFLOWS["16_sliders_preset_reload"] = dict(
+    note="The preset saved by workflow 14 ('smile_purple_hair': run 14 once first) reloaded by name on new faces: Edit Sliders' "
+    "preset input replaces its slider values by the preset's (the node's 'load preset' button sets the sliders from a preset "
+    "instead). The same text direction and mapper as in workflow 14, on four sampled faces.\n"
+    "Models: stylegan2-ffhq-config-f.pt (models/stylegan), ViT-B-32.pt (models/openclip), fs3.npy (models/styleclip_global), "
+    "purple_hair.pt (models/styleclip_mappers).",
+    nodes=[
+        node(1, "StyleCLIP_LoadGenerator", {"generator_name": GENERATOR, "ops_backend": "auto"}),
+        node(2, "StyleCLIP_SampleLatents", {"seed": 21, "batch_size": 4, "truncation_psi": 0.7}, {"generator": (1, 0)}),
+        node(3, "StyleCLIP_LoadCLIP", {"clip_name": "ViT-B-32.pt", "architecture": "auto", "image_preprocessing": "styleclip"}),
+        node(4, "StyleCLIP_ChannelRelevance", {"fs3": "fs3.npy"}, {"generator": (1, 0), "clip": (3, 0)}),
+        node(5, "StyleCLIP_GlobalDirection", {"neutral": "face", "target": "smiling face", "beta": 0.15}, {"relevance": (4, 0), "clip": (3, 0)}),
+        node(6, "StyleCLIP_LoadMapper", {"mapper_name": "purple_hair.pt"}),
+        node(7, "StyleCLIP_MapperDirection", {"face": 0}, {"generator": (1, 0), "mapper": (6, 0), "latents": (2, 0)}),
+        node(8, "StyleCLIP_EditSliders", {"preset": "smile_purple_hair"},
+             {"generator": (1, 0), "latents": (2, 0), "direction_1": (5, 0), "direction_2": (7, 0)}),
+        node(9, "SaveImage", {"filename_prefix": "styleclip/sliders_preset"}, {"images": (8, 0)}),
+    ],
+)
+
 
 def main():
     import tempfile

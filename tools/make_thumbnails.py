@@ -46,6 +46,8 @@ TEMPLATES = {
     "11_photo_pti_global_edit": ("Photo edit that keeps identity", "e4e, then pivotal tuning (PTI), then a global direction, pasted back."),
     "12_photo_pti_text_edit": ("Photo text edit with PTI", "e4e, pivotal tuning, then a text optimisation with the tuned generator."),
     "14_sliders_text_and_mapper": ("Sliders: text + mapper", "A text direction and a mapper's edit on live sliders; values saved as a preset."),
+    "15_sliders_sefa": ("Sliders: SeFa components", "Three closed-form directions on live sliders, and a strip of one to pick a strength."),
+    "16_sliders_preset_reload": ("Sliders: a preset reloaded", "Workflow 14's saved slider values applied by name to new faces."),
     "13_compare_e4e_pti": ("e4e alone vs e4e + PTI", "Reconstructions side by side, scored by Edit Metrics (identity, LPIPS, PSNR)."),
 }
 
