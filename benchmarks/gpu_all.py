@@ -22,6 +22,7 @@ becomes an error row and the run goes on):
   (every conv channel x 100 faces x 2 signs), float32 against SingleChannel.py's procedure and
   bfloat16, with the bfloat16 rows' cosine to float32 ones;
 * e4e inversion at 1024 px, batch 1 and 4 (bench_e4e.py);
+* Edit Sliders (bench_sliders.py): new slider values to the route's JPEG at 1024 px, previews 256 and 512;
 * PTI (bench_pti.py): a projector step and a tuning step at each size, reference against ours, and
   the wall time of a whole 350-step tuning at 1024 px (PTI reports about a minute per image);
 * torch.compile (``Generator.compile_synthesis``) of the 1024 px forward (``--compile all``: also
@@ -68,7 +69,8 @@ PEAKS = (
 GOAL_EDIT_100_S = 3.0
 GOAL_FAST_EDIT_S = 0.030
 GOAL_RELEVANCE_MIN = 15.0
-SECTIONS = ("generator", "optimize", "mapper", "global", "relevance", "e4e", "pti", "compile")
+SECTIONS = ("generator", "optimize", "mapper", "global", "relevance", "e4e", "pti", "sliders", "compile")
+GOAL_SLIDER_MS = 100.0
 
 
 def peak_tflops(device_name: str, override=None) -> dict | None:
@@ -426,6 +428,21 @@ def section_pti(s: Settings, device, report: Report, peaks, results):
                  notes=["PTI reports about a minute per image for its 350-step tuning at 1024 px on a GPU."])
 
 
+def section_sliders(s: Settings, device, report: Report, peaks, results):
+    from bench_sliders import measure
+
+    rows = []
+    for preview in (256, 512):
+        r = guarded(measure, s.big, preview, max(3, s.repeats), device)
+        if preview == 512:
+            results["slider"] = r
+        best = r.get("best", float("nan"))
+        rows.append([s.big, preview, fmt_time(best), fmt_time(r.get("median", float("nan"))), fmt_mb(r.get("peak_mb", float("nan"))), err(r)])
+    report.table(f"Edit Sliders: new slider values to the route's JPEG, {s.big} px generator (bench_sliders.py)",
+                 ["generator", "preview", "best", "median", "MB", "notes"], rows,
+                 notes=["Three directions (W, SeFa, StyleSpace; edited in StyleSpace), one face; the browser's part is not included."])
+
+
 def section_compile(s: Settings, device, report: Report, peaks, results):
     from bench_generator import build, run_compiled
 
@@ -475,7 +492,11 @@ def goals(s: Settings, report: Report, results):
             shown = ", ".join(f"{p} {v:.1f} min" for p, v in best.items()) + ("" if complete else " (measured layers only)")
             rows.append([f"channel relevance, {s.big} px generator, all conv layers < {GOAL_RELEVANCE_MIN:g} min (projected)", shown,
                          verdict(best[k] < GOAL_RELEVANCE_MIN and complete)])
-    report.table("Goals (issue 9)", ["goal", "measured", "verdict"], rows)
+    slider = results.get("slider")
+    if slider and not math.isnan(slider.get("best", float("nan"))):
+        rows.append([f"slider to preview (512 px) for a {s.big} px generator < {GOAL_SLIDER_MS:g} ms (route's part)", f"{slider['best'] * 1e3:.1f} ms",
+                     verdict(slider["best"] * 1e3 < GOAL_SLIDER_MS)])
+    report.table("Goals (issues 9 and 15)", ["goal", "measured", "verdict"], rows)
 
 
 def main():
@@ -521,7 +542,7 @@ def main():
     start = time.perf_counter()
     results = {}
     sections = {"generator": section_generator, "optimize": section_optimize, "mapper": section_mapper, "global": section_global,
-                "relevance": section_relevance, "e4e": section_e4e, "pti": section_pti, "compile": section_compile}
+                "relevance": section_relevance, "e4e": section_e4e, "pti": section_pti, "sliders": section_sliders, "compile": section_compile}
     for key in SECTIONS:
         if (args.only and key not in args.only) or (key == "compile" and s.compile == "none"):
             continue

@@ -11,120 +11,19 @@ the slider edits of the nodes' last runs they render from.
   (``{"values", "labels", "overwrite"}``; 409 when it exists and ``overwrite`` is not set): slider
   presets as JSON files in ComfyUI's user folder (``user/styleclip_presets``).
 
-The handlers' work is in plain functions (``preview``, ``preset_*``) so tests can call them without
-a server; rendering runs in a worker thread so the server keeps serving.
+The handlers' work is in plain functions (the library's ``edits.sliders.preview``, ``preset_*``
+here) so tests can call them without a server; rendering runs in a worker thread so the server
+keeps serving.
 """
 from __future__ import annotations
 
 import asyncio
-import io
-import logging
 import os
-import re
-import threading
-from collections import OrderedDict
 
-import torch
-
-from ..styleclip_core.edits.sliders import SliderEdit, check_values
+from ..styleclip_core.edits.sliders import PreviewCache, preview
 from ..styleclip_core.formats import preset_files
 
-PREVIEW_SIZES = (128, 256, 512, 1024)
-MAX_CACHED = 8  # nodes whose last run can be previewed (the newest ones)
-_NODE_ID = re.compile(r"[0-9A-Za-z:_\-.]{1,64}")
-log = logging.getLogger("styleclip")
-
-
-class PreviewCache:
-    """node id -> the SliderEdit of its last run, with per-node ordering of preview requests."""
-
-    def __init__(self, size: int = MAX_CACHED):
-        self.size = size
-        self.edits: OrderedDict[str, SliderEdit] = OrderedDict()
-        self.latest: dict[tuple[str, str], int] = {}  # (node, client) -> the newest seq seen
-        self.locks: dict[str, threading.Lock] = {}
-        self.guard = threading.Lock()
-
-    def put(self, node_id: str, edit: SliderEdit):
-        with self.guard:
-            self.edits[node_id] = edit
-            self.edits.move_to_end(node_id)
-            self.locks.setdefault(node_id, threading.Lock())
-            while len(self.edits) > self.size:
-                old, _ = self.edits.popitem(last=False)
-                self.latest = {k: v for k, v in self.latest.items() if k[0] != old}
-
-    def get(self, node_id: str) -> SliderEdit | None:
-        with self.guard:
-            return self.edits.get(node_id)
-
-
 CACHE = PreviewCache()
-
-
-def jpeg(pixels: torch.Tensor, quality: int = 90) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(pixels.numpy()).save(buffer, "JPEG", quality=quality)
-    return buffer.getvalue()
-
-
-def check_request(payload) -> tuple[str, str, list, int, int]:
-    """(node id, client, values, size, seq) of a preview request, or ValueError saying what is wrong."""
-    if not isinstance(payload, dict):
-        raise ValueError("expected a JSON object {node, values, size, seq, client}")
-    node = payload.get("node")
-    if not isinstance(node, str) or not _NODE_ID.fullmatch(node):
-        raise ValueError(f"node: expected a node id (letters, digits, ':', '_', '-', '.'), found {node!r}")
-    client = payload.get("client", "")
-    if not isinstance(client, str) or not (client == "" or _NODE_ID.fullmatch(client)):
-        raise ValueError(f"client: expected a short id (letters, digits, ':', '_', '-', '.'), found {client!r}")
-    size = payload.get("size", 256)
-    if size not in PREVIEW_SIZES:
-        raise ValueError(f"size: expected one of {PREVIEW_SIZES}, found {size!r}")
-    seq = payload.get("seq", 0)
-    if isinstance(seq, bool) or not isinstance(seq, int):
-        raise ValueError(f"seq: expected an integer, found {seq!r}")
-    values = payload.get("values")
-    if not isinstance(values, list):
-        raise ValueError(f"values: expected a list of numbers, found {type(values).__name__}")
-    return node, client, values, size, seq
-
-
-def preview(payload, cache: PreviewCache = CACHE) -> tuple[int, bytes | str]:
-    """(HTTP status, JPEG bytes or a message) for a preview request; blocking (run it in a thread).
-
-    Requests for one node are rendered one at a time; a request that has been overtaken by a
-    newer one of the same client for the same node while it waited is answered 204 without
-    rendering (clients count ``seq`` each on their own)."""
-    try:
-        node, client, values, size, seq = check_request(payload)
-    except ValueError as e:
-        return 400, str(e)
-    edit = cache.get(node)
-    if edit is None:
-        return 404, f"node {node} has no slider edit to preview: queue the workflow once"
-    try:
-        values = check_values(values, len(edit.directions))
-    except ValueError as e:
-        return 400, str(e)
-    key = (node, client)
-    with cache.guard:
-        if seq < cache.latest.get(key, -1):
-            return 204, "superseded"
-        cache.latest[key] = seq
-        lock = cache.locks[node]
-    with lock:
-        if seq < cache.latest.get(key, -1):
-            return 204, "superseded"  # a newer request came while this one waited
-        try:
-            with torch.inference_mode():
-                pixels = edit.preview(values, size)
-        except (RuntimeError, ValueError) as e:  # e.g. the model was offloaded mid-render
-            log.warning("StyleCLIP slider preview of node %s failed: %s", node, e)
-            return 503, f"preview failed: {e}"
-    return 200, jpeg(pixels)
 
 
 def presets_folder() -> str:
@@ -175,7 +74,7 @@ def register_routes():
             payload = await request.json()
         except ValueError:
             return web.Response(status=400, text="expected JSON")
-        status, body = await asyncio.get_running_loop().run_in_executor(None, preview, payload)
+        status, body = await asyncio.get_running_loop().run_in_executor(None, preview, payload, CACHE)
         if status == 200:
             return web.Response(body=body, content_type="image/jpeg", headers={"X-StyleCLIP-Seq": str(payload.get("seq", 0)), "Cache-Control": "no-store"})
         return web.Response(status=status, text=body if status != 204 else None)

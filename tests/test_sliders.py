@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from styleclip_core.edits.directions import Direction, mapper_direction
-from styleclip_core.edits.sliders import SliderEdit, reduce, to_uint8
+from styleclip_core.edits.sliders import PreviewCache, SliderEdit, jpeg, preview, reduce, to_uint8
 from styleclip_core.formats import preset_files
 from styleclip_core.formats.tiny_models import tiny_generator
 from styleclip_core.models.latents import Latents, sample_latents
@@ -111,18 +111,17 @@ def test_mapper_direction_is_the_mappers_edit(setup, tiny_models_dir):
         mapper_direction(mapper, g, latents, face=5)
 
 
-# ---- the preview route's work ---------------------------------------------------------------------
+# ---- the preview service (the route's work) ---------------------------------------------------------------------
 
 
-def test_preview_route_validates_and_renders(comfy, setup):
-    server = slider_server(comfy)
+def test_preview_route_validates_and_renders(setup):
     g, latents, (w, wplus, _) = setup
-    cache = server.PreviewCache()
+    cache = PreviewCache()
     cache.put("7", SliderEdit(g, latents, [w, wplus]))
-    status, body = server.preview({"node": "7", "values": [1.0, 0.5], "size": 128, "seq": 1}, cache)
+    status, body = preview({"node": "7", "values": [1.0, 0.5], "size": 128, "seq": 1}, cache)
     assert status == 200
     assert Image.open(io.BytesIO(body)).size == (128, 128)
-    assert body == server.jpeg(cache.get("7").preview([1.0, 0.5], 128))  # the JPEG of exactly the render of those values
+    assert body == jpeg(cache.get("7").preview([1.0, 0.5], 128))  # the JPEG of exactly the render of those values
     for payload, code, words in (
         ({"node": "8", "values": [1.0, 0.5]}, 404, "no slider edit"),
         ({"node": "../x", "values": [1.0]}, 400, "node id"),
@@ -133,16 +132,15 @@ def test_preview_route_validates_and_renders(comfy, setup):
         ({"node": "7", "values": [1.0, 0.5], "client": "a/b"}, 400, "client"),
         ([1, 2], 400, "JSON object"),
     ):
-        status, text = server.preview(payload, cache)
+        status, text = preview(payload, cache)
         assert status == code and words in text, (payload, status, text)
 
 
-def test_preview_route_renders_only_the_newest_request(comfy, setup):
+def test_preview_route_renders_only_the_newest_request(setup):
     """Requests that queue behind a render are answered 204 when a newer one arrived: only the
     newest is rendered, and it always is (the last slider position is never dropped)."""
-    server = slider_server(comfy)
     g, latents, (w, wplus, _) = setup
-    cache = server.PreviewCache()
+    cache = PreviewCache()
     edit = SliderEdit(g, latents, [w, wplus])
     cache.put("3", edit)
     rendered, gate = [], threading.Event()
@@ -157,7 +155,7 @@ def test_preview_route_renders_only_the_newest_request(comfy, setup):
     answers = {}
 
     def ask(seq):
-        answers[seq] = server.preview({"node": "3", "values": [float(seq), 0.0], "size": 128, "seq": seq}, cache)[0]
+        answers[seq] = preview({"node": "3", "values": [float(seq), 0.0], "size": 128, "seq": seq}, cache)[0]
 
     first = threading.Thread(target=ask, args=(1,))
     first.start()
@@ -173,14 +171,13 @@ def test_preview_route_renders_only_the_newest_request(comfy, setup):
         t.join(10)
     assert answers[1] == 200 and answers[4] == 200 and answers[2] == answers[3] == 204
     assert rendered == [1.0, 4.0]
-    assert server.preview({"node": "3", "values": [9.0, 0.0], "size": 128, "seq": 2}, cache)[0] == 204  # older than the newest seen
-    assert server.preview({"node": "3", "values": [9.0, 0.0], "size": 128, "seq": 2, "client": "tab2"}, cache)[0] == 200  # another tab counts apart
+    assert preview({"node": "3", "values": [9.0, 0.0], "size": 128, "seq": 2}, cache)[0] == 204  # older than the newest seen
+    assert preview({"node": "3", "values": [9.0, 0.0], "size": 128, "seq": 2, "client": "tab2"}, cache)[0] == 200  # another tab counts apart
 
 
-def test_preview_cache_keeps_the_newest_nodes(comfy, setup):
-    server = slider_server(comfy)
+def test_preview_cache_keeps_the_newest_nodes(setup):
     g, latents, (w, _, _) = setup
-    cache = server.PreviewCache(size=2)
+    cache = PreviewCache(size=2)
     for node in ("1", "2", "3"):
         cache.put(node, SliderEdit(g, latents, [w]))
     assert cache.get("1") is None and cache.get("3") is not None
@@ -219,7 +216,7 @@ def test_edit_sliders_node(comfy, setup, monkeypatch, tmp_path):
     images, codes, info = comfy.run("StyleCLIP_EditSliders", mode="sliders", preset="", save_preset_as="mine", unique_id="42", **common).args
     assert images.shape == (2, 64, 64, 3) and codes.batch_size == 2 and "1.5" in info
     assert torch.equal(codes.w_plus, server.CACHE.get("42").edited([1.5, -1.0]).w_plus)  # the cached edit is the run's
-    status, _ = server.preview({"node": "42", "values": [1.5, -1.0], "size": 256, "seq": 1})
+    status, _ = preview({"node": "42", "values": [1.5, -1.0], "size": 256, "seq": 1}, server.CACHE)
     assert status == 200
     again = comfy.run("StyleCLIP_EditSliders", mode="sliders", preset="", save_preset_as="mine", unique_id="42", **common)  # same values: fine
     with pytest.raises(ValueError, match="exists with other values"):

@@ -1,5 +1,7 @@
 """Several directions on sliders: codes edited by ``Σ value_k · direction_k``, rendered fast enough
-to follow a slider (the Edit Sliders node's live preview) and swept as a strip (grid mode).
+to follow a slider (the Edit Sliders node's live preview) and swept as a strip (grid mode); and
+the preview service a server route calls (``PreviewCache``, ``preview``: requests checked,
+ordered per client, only the newest rendered).
 
 The directions are brought to one space once (the widest of them: W < W+ < StyleSpace, see
 ``directions``), so each new set of slider values costs a weighted sum, one synthesis and a
@@ -9,7 +11,12 @@ the reduction, so the preview shows exactly what queueing renders.
 """
 from __future__ import annotations
 
+import io
+import logging
 import math
+import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -99,3 +106,100 @@ def reduce(images: torch.Tensor, size: int) -> torch.Tensor:
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[B, 3, H, W] generator range -> [B, H, W, 3] uint8 (round half up, as PIL previews are)."""
     return (to_unit_range(images) * 255).round().to(torch.uint8).cpu()
+
+
+# ---- the live preview service -------------------------------------------------------------------
+
+PREVIEW_SIZES = (128, 256, 512, 1024)
+MAX_CACHED = 8  # nodes whose last run can be previewed (the newest ones)
+_NODE_ID = re.compile(r"[0-9A-Za-z:_\-.]{1,64}")
+log = logging.getLogger(__name__)
+
+
+class PreviewCache:
+    """node id -> the SliderEdit of its last run, with per-node ordering of preview requests."""
+
+    def __init__(self, size: int = MAX_CACHED):
+        self.size = size
+        self.edits: OrderedDict[str, SliderEdit] = OrderedDict()
+        self.latest: dict[tuple[str, str], int] = {}  # (node, client) -> the newest seq seen
+        self.locks: dict[str, threading.Lock] = {}
+        self.guard = threading.Lock()
+
+    def put(self, node_id: str, edit: SliderEdit):
+        with self.guard:
+            self.edits[node_id] = edit
+            self.edits.move_to_end(node_id)
+            self.locks.setdefault(node_id, threading.Lock())
+            while len(self.edits) > self.size:
+                old, _ = self.edits.popitem(last=False)
+                self.latest = {k: v for k, v in self.latest.items() if k[0] != old}
+
+    def get(self, node_id: str) -> SliderEdit | None:
+        with self.guard:
+            return self.edits.get(node_id)
+
+
+def jpeg(pixels: torch.Tensor, quality: int = 90) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.numpy()).save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def check_request(payload) -> tuple[str, str, list, int, int]:
+    """(node id, client, values, size, seq) of a preview request, or ValueError saying what is wrong."""
+    if not isinstance(payload, dict):
+        raise ValueError("expected a JSON object {node, values, size, seq, client}")
+    node = payload.get("node")
+    if not isinstance(node, str) or not _NODE_ID.fullmatch(node):
+        raise ValueError(f"node: expected a node id (letters, digits, ':', '_', '-', '.'), found {node!r}")
+    client = payload.get("client", "")
+    if not isinstance(client, str) or not (client == "" or _NODE_ID.fullmatch(client)):
+        raise ValueError(f"client: expected a short id (letters, digits, ':', '_', '-', '.'), found {client!r}")
+    size = payload.get("size", 256)
+    if size not in PREVIEW_SIZES:
+        raise ValueError(f"size: expected one of {PREVIEW_SIZES}, found {size!r}")
+    seq = payload.get("seq", 0)
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise ValueError(f"seq: expected an integer, found {seq!r}")
+    values = payload.get("values")
+    if not isinstance(values, list):
+        raise ValueError(f"values: expected a list of numbers, found {type(values).__name__}")
+    return node, client, values, size, seq
+
+
+def preview(payload, cache: PreviewCache) -> tuple[int, bytes | str]:
+    """(HTTP status, JPEG bytes or a message) for a preview request; blocking (run it in a thread).
+
+    Requests for one node are rendered one at a time; a request that has been overtaken by a
+    newer one of the same client for the same node while it waited is answered 204 without
+    rendering (clients count ``seq`` each on their own)."""
+    try:
+        node, client, values, size, seq = check_request(payload)
+    except ValueError as e:
+        return 400, str(e)
+    edit = cache.get(node)
+    if edit is None:
+        return 404, f"node {node} has no slider edit to preview: queue the workflow once"
+    try:
+        values = check_values(values, len(edit.directions))
+    except ValueError as e:
+        return 400, str(e)
+    key = (node, client)
+    with cache.guard:
+        if seq < cache.latest.get(key, -1):
+            return 204, "superseded"
+        cache.latest[key] = seq
+        lock = cache.locks[node]
+    with lock:
+        if seq < cache.latest.get(key, -1):
+            return 204, "superseded"  # a newer request came while this one waited
+        try:
+            with torch.inference_mode():
+                pixels = edit.preview(values, size)
+        except (RuntimeError, ValueError) as e:  # e.g. the model was offloaded mid-render
+            log.warning("StyleCLIP slider preview of node %s failed: %s", node, e)
+            return 503, f"preview failed: {e}"
+    return 200, jpeg(pixels)
