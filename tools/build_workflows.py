@@ -542,6 +542,18 @@ WORKFLOWS["13_compare_e4e_pti"] = dict(
     ],
 )
 
+def text_and_mapper_directions() -> list[dict]:
+    """Nodes 3 to 7 of the slider workflows: a text direction ('face' -> 'smiling face', node 5) and
+    purple_hair.pt's edit of face 0 (node 7), for the generator of node 1 and the latents of node 2."""
+    return [
+        node(3, "StyleCLIP_LoadCLIP", {"clip_name": "ViT-B-32.pt", "architecture": "auto", "image_preprocessing": "styleclip"}),
+        node(4, "StyleCLIP_ChannelRelevance", {"fs3": "fs3.npy"}, {"generator": (1, 0), "clip": (3, 0)}),
+        node(5, "StyleCLIP_GlobalDirection", {"neutral": "face", "target": "smiling face", "beta": 0.15}, {"relevance": (4, 0), "clip": (3, 0)}),
+        node(6, "StyleCLIP_LoadMapper", {"mapper_name": "purple_hair.pt"}),
+        node(7, "StyleCLIP_MapperDirection", {"face": 0}, {"generator": (1, 0), "mapper": (6, 0), "latents": (2, 0)}),
+    ]
+
+
 WORKFLOWS["14_sliders_text_and_mapper"] = dict(
     note="A text direction ('face' -> 'smiling face', a global direction) and a latent mapper's edit (purple hair) on the sliders "
     "of Edit Sliders. Queue once; then drag value_1 / value_2 and the preview on the node follows at once, without queueing. "
@@ -552,11 +564,7 @@ WORKFLOWS["14_sliders_text_and_mapper"] = dict(
     nodes=[
         node(1, "StyleCLIP_LoadGenerator", {"generator_name": GENERATOR, "ops_backend": "auto"}),
         node(2, "StyleCLIP_SampleLatents", {"seed": 7, "batch_size": 1, "truncation_psi": 0.7}, {"generator": (1, 0)}),
-        node(3, "StyleCLIP_LoadCLIP", {"clip_name": "ViT-B-32.pt", "architecture": "auto", "image_preprocessing": "styleclip"}),
-        node(4, "StyleCLIP_ChannelRelevance", {"fs3": "fs3.npy"}, {"generator": (1, 0), "clip": (3, 0)}),
-        node(5, "StyleCLIP_GlobalDirection", {"neutral": "face", "target": "smiling face", "beta": 0.15}, {"relevance": (4, 0), "clip": (3, 0)}),
-        node(6, "StyleCLIP_LoadMapper", {"mapper_name": "purple_hair.pt"}),
-        node(7, "StyleCLIP_MapperDirection", {"face": 0}, {"generator": (1, 0), "mapper": (6, 0), "latents": (2, 0)}),
+        *text_and_mapper_directions(),
         node(8, "StyleCLIP_EditSliders", {"value_1": 3.0, "value_2": 1.0, "save_preset_as": "smile_purple_hair"},
              {"generator": (1, 0), "latents": (2, 0), "direction_1": (5, 0), "direction_2": (7, 0)}),
         node(9, "SaveImage", {"filename_prefix": "styleclip/sliders_text_and_mapper"}, {"images": (8, 0)}),
@@ -592,11 +600,7 @@ WORKFLOWS["16_sliders_preset_reload"] = dict(
     nodes=[
         node(1, "StyleCLIP_LoadGenerator", {"generator_name": GENERATOR, "ops_backend": "auto"}),
         node(2, "StyleCLIP_SampleLatents", {"seed": 21, "batch_size": 4, "truncation_psi": 0.7}, {"generator": (1, 0)}),
-        node(3, "StyleCLIP_LoadCLIP", {"clip_name": "ViT-B-32.pt", "architecture": "auto", "image_preprocessing": "styleclip"}),
-        node(4, "StyleCLIP_ChannelRelevance", {"fs3": "fs3.npy"}, {"generator": (1, 0), "clip": (3, 0)}),
-        node(5, "StyleCLIP_GlobalDirection", {"neutral": "face", "target": "smiling face", "beta": 0.15}, {"relevance": (4, 0), "clip": (3, 0)}),
-        node(6, "StyleCLIP_LoadMapper", {"mapper_name": "purple_hair.pt"}),
-        node(7, "StyleCLIP_MapperDirection", {"face": 0}, {"generator": (1, 0), "mapper": (6, 0), "latents": (2, 0)}),
+        *text_and_mapper_directions(),
         node(8, "StyleCLIP_EditSliders", {"preset": "smile_purple_hair"},
              {"generator": (1, 0), "latents": (2, 0), "direction_1": (5, 0), "direction_2": (7, 0)}),
         node(9, "SaveImage", {"filename_prefix": "styleclip/sliders_preset"}, {"images": (8, 0)}),
