@@ -10,7 +10,7 @@ import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIBRARY = os.path.join(ROOT, "styleclip_core")
-RANK = {"errors": 0, "precision": 0, "progress": 0, "schedules": 0, "values": 0, "ops": 1, "models": 2, "formats": 3, "edits": 4, "photos": 4, "evaluation": 5, "__main__": 6}
+RANK = {"errors": 0, "precision": 0, "progress": 0, "schedules": 0, "distributed": 0, "values": 0, "ops": 1, "models": 2, "formats": 3, "edits": 4, "photos": 4, "evaluation": 5, "__main__": 6}
 
 
 def modules() -> dict[str, str]:
