@@ -11,7 +11,7 @@ from ..styleclip_core.formats.latent_files import load_latent_folder, load_laten
 from ..styleclip_core.models.latents import mix_latents, sample_latents
 from ..styleclip_core.models.render import render, to_unit_range
 from ..styleclip_core.ops import BACKENDS, describe
-from ..styleclip_core.precision import PRECISIONS
+from ..styleclip_core.precision import PRECISIONS, ops_dtypes
 from .common import CATEGORY, TINY_STAND_IN, Generator, Latent, NodeProgress, device, gradient_capable, managed, model_files, unique_output_path, use
 
 LATENT_EXTENSIONS = (".safetensors", ".pt")
@@ -54,7 +54,7 @@ class LoadGenerator(io.ComfyNode):
         info = (
             f"{generator_name}: {g.size}px, W+ [{g.n_latent}, {g.style_dim}], mapping {g.n_mlp} layers, "
             f"{'W average from the file' if g.has_w_avg else 'no W average in the file (truncation uses the mean of 4096 samples)'}; "
-            f"ops: {describe(ops_backend, device())}, precision {precision}"
+            f"ops: {describe(ops_backend, device(), ops_dtypes(precision))}, precision {precision}"
         )
         if g.is_tiny_stand_in:
             info = TINY_STAND_IN + info

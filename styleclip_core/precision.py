@@ -29,6 +29,13 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     return _AUTOCAST[canonical(precision)]
 
 
+def ops_dtypes(precision: str) -> tuple[torch.dtype, ...]:
+    """The dtypes the StyleGAN2 ops see at ``precision`` (float32 always: modulation and the
+    first layers; the autocast dtype too), e.g. for the CUDA plugin's self-check report."""
+    dtype = autocast_dtype(precision)
+    return (torch.float32,) if dtype is None else (torch.float32, dtype)
+
+
 def torch_name(precision: str) -> str:
     """``float32`` / ``bfloat16`` / ``float16``: how files record a precision (relevance caches
     were named with these words, so a cache computed before keeps its name)."""

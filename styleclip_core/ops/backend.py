@@ -55,11 +55,25 @@ def decide(impl: str, device: torch.device | str) -> tuple[bool, str]:
     return False, f"reference (PyTorch; CUDA plugin unavailable: {cuda_plugin.failure_reason()})"
 
 
-def use_cuda(x: torch.Tensor, impl: str) -> bool:
-    """Whether an op on ``x`` runs the CUDA plugin (``decide`` on the tensor's device)."""
-    return decide(impl, x.device)[0]
+def use_cuda(x: torch.Tensor, impl: str, op: str | None = None) -> bool:
+    """Whether ``op`` on ``x`` runs the CUDA plugin: ``decide`` on the tensor's device, and the
+    plugin's self-check for that op and dtype (``self_check.passed``, once per process). With
+    'auto' a failed check means the reference runs; an explicit 'cuda' (argument or
+    ``STYLECLIP_OPS``) keeps the plugin, the failure logged."""
+    on = decide(impl, x.device)[0]
+    if not on or op is None:
+        return on
+    from . import self_check
+
+    return self_check.passed(op, x.dtype, x.device) or resolve(impl) == "cuda"
 
 
-def describe(impl: str, device: torch.device | str) -> str:
-    """Human-readable name of what runs for ``impl`` on ``device`` (builds the plugin if needed)."""
-    return decide(impl, device)[1]
+def describe(impl: str, device: torch.device | str, dtypes=(torch.float32,)) -> str:
+    """Human-readable name of what runs for ``impl`` on ``device`` (builds the plugin if needed),
+    with the self-check's verdict for ``dtypes`` when the plugin runs."""
+    on, name = decide(impl, device)
+    if not on:
+        return name
+    from . import self_check
+
+    return f"{name}; {self_check.report(device, dtypes)}"

@@ -27,7 +27,7 @@ def fused_leaky_relu(
     (``bias_dim=-1``). ``inplace`` lets the reference path overwrite ``x`` (outside autograd,
     for a tensor nobody else holds); the CUDA kernel always writes a new tensor.
     """
-    if backend.use_cuda(x, impl):
+    if backend.use_cuda(x, impl, "fused_leaky_relu"):
         from . import cuda_plugin
 
         return cuda_plugin.fused_leaky_relu(x, bias, negative_slope, scale, bias_dim)

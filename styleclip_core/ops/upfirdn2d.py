@@ -43,7 +43,7 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0), i
     up_x, up_y = _pair(up)
     down_x, down_y = _pair(down)
     px0, px1, py0, py1 = _pads(pad)
-    if backend.use_cuda(x, impl):
+    if backend.use_cuda(x, impl, "upfirdn2d"):
         from . import cuda_plugin
 
         return cuda_plugin.upfirdn2d(x, kernel, up_x, up_y, down_x, down_y, px0, px1, py0, py1)
