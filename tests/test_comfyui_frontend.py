@@ -86,12 +86,21 @@ def test_templates_in_the_template_browser(comfyui_server, page):
     each card with its thumbnail loaded."""
     from real_comfyui import PACK_FOLDER
 
-    page.evaluate("async () => { await window.app.extensionManager.command.execute('Comfy.BrowseTemplates'); }")
+    page.wait_for_timeout(1000)
+    if not page.get_by_text(PACK_FOLDER, exact=True).count():  # the first-visit browser may already be open
+        page.evaluate("async () => { await window.app.extensionManager.command.execute('Comfy.BrowseTemplates'); }")
     page.get_by_text(PACK_FOLDER, exact=True).first.click()
     page.wait_for_timeout(1500)
     cards = page.evaluate("""async () => {
+        // frontend 1.27.10 renders the first 12 cards and more as the list is scrolled to its end
+        const all = () => Array.from(document.querySelectorAll('[data-testid^="template-workflow-"]'));
+        for (let n = -1, i = 0; i < 40 && all().length !== n; i++) {
+            n = all().length;
+            all()[n - 1]?.scrollIntoView();
+            await new Promise(r => setTimeout(r, 400));
+        }
         const cards = [];
-        for (const c of document.querySelectorAll('[data-testid^="template-workflow-"]')) {
+        for (const c of all()) {
             c.scrollIntoView();  // thumbnails load when their card comes into view
             const imgs = () => Array.from(c.querySelectorAll('img'));
             for (let i = 0; i < 50 && !(imgs().length && imgs().every(im => im.complete && im.naturalWidth)); i++)
