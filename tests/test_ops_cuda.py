@@ -521,3 +521,17 @@ def test_failed_build_is_reported_not_raised(fresh_plugin, monkeypatch, caplog, 
     assert "no CUDA toolkit" in cuda_plugin.failure_reason()
     messages = [r.getMessage() for r in caplog.records if r.name == "styleclip_core.ops"]
     assert len(messages) == 2 and "building" in messages[0] and "failed" in messages[1]
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_self_check_passes_on_the_gpu(dtype):
+    """The plugin's first-use self-check (ops/self_check.py) passes for every op in every dtype
+    on this GPU, so backend 'auto' keeps the plugin; the loader's report says so."""
+    from styleclip_core.ops import cuda_plugin, self_check
+
+    if not cuda_plugin.available():
+        pytest.skip(f"the CUDA plugin is unavailable: {cuda_plugin.failure_reason()}")
+    for op in self_check.OPS:
+        assert self_check.passed(op, dtype, "cuda"), self_check.results()[(op, dtype, "cuda")][1]
+    assert "passed" in backend.describe("auto", "cuda", (dtype,))
