@@ -275,3 +275,22 @@ def test_points_files_and_output_names(tmp_path):
         Aligner("points", by_name).align(paths[0], np.zeros((80, 80, 3), np.uint8))
     # two photos of one name but the extension keep their whole name, so their outputs differ
     assert ef.output_names(paths) == {paths[0]: "a.jpg.png", paths[1]: "a.png.png", paths[2]: "b_2.png"}
+
+
+def test_torchrun_sums_the_ranks(models_dir, photos, tmp_path):
+    """Under torchrun (two CPU ranks, gloo) the command joins the process group, each rank edits
+    its share, and rank 0 alone prints the totals after the barrier; both exit 1 (a photo failed)."""
+    import subprocess
+    import sys
+
+    photo_dir, points_file, _ = photos
+    recipe = write_recipe(tmp_path, MAPPER_RECIPE)
+    out = tmp_path / "out"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "styleclip_core",
+                          "edit-folder", "--recipe", recipe, "--photos", photo_dir, "--out", str(out), "--models-dir", models_dir,
+                          "--points", points_file, "--device", "cpu", "--no-progress"], capture_output=True, text=True, env=env, timeout=240)
+    summaries = [line for line in run.stdout.splitlines() if "already done" in line]
+    assert run.returncode != 0 and len(summaries) == 1, run.stdout + run.stderr
+    assert summaries[0].startswith(f"edit-folder: 3 photos: 2 written, 0 already done (skipped), 1 failed (see {out / ef.FAILURES})")
+    assert sorted(os.listdir(out)) == ["face_0.png", "face_1.png", ef.FAILURES] and len(failure_lines(out)) == 1
