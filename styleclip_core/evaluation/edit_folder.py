@@ -429,26 +429,33 @@ def edit_folder(recipe: Recipe, kit: FolderModels, photos: list[str], out_dir: s
         bar = _progress(mine, desc, disable=not show_progress or rank != 0)
         for path in bar:
             out = os.path.join(out_dir, names[path])
-            name = os.path.basename(path)
             if os.path.exists(out):
                 summary.skipped += 1
-                continue
-            try:
-                pixels = editor.edit(path)
-                editor.step = "save"
-                write_atomic(out, lambda tmp: _save_png(pixels, tmp))
-                summary.written += 1
-            except FileExistsError:  # written meanwhile by another run: kept as it is
-                summary.skipped += 1
-            except Exception as e:  # noqa: BLE001 (any failure of one photo is logged; the others go on)
-                reason = str(e) if isinstance(e, ValueError) and str(e) else f"{type(e).__name__}: {e}"
-                summary.failed += 1
-                summary.failures.append((name, editor.step, reason))
-                log_failure(out_dir, name, editor.step, reason)
-                bar.write(f"edit-folder: {name} failed at {editor.step}: {reason}")
+            else:
+                _edit_one(editor, path, out, out_dir, summary, bar)
             bar.set_postfix_str(f"{summary.written} written, {summary.skipped} skipped, {summary.failed} failed")
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _edit_one(editor: PhotoEditor, path: str, out: str, out_dir: str, summary: Summary, bar):
+    """Edit and save one photo, counting it in ``summary``; a failure is logged, not raised."""
+    name = os.path.basename(path)
+    try:
+        pixels = editor.edit(path)
+        editor.step = "save"
+        try:
+            write_atomic(out, lambda tmp: _save_png(pixels, tmp))
+        except FileExistsError:  # written meanwhile by another run: kept as it is
+            summary.skipped += 1
+            return
+        summary.written += 1
+    except Exception as e:  # noqa: BLE001 (any failure of one photo is logged; the others go on)
+        reason = str(e) if isinstance(e, ValueError) and str(e) else f"{type(e).__name__}: {e}"
+        summary.failed += 1
+        summary.failures.append((name, editor.step, reason))
+        log_failure(out_dir, name, editor.step, reason)
+        bar.write(f"edit-folder: {name} failed at {editor.step}: {reason}")
 
 
 def gather(summary: Summary, device) -> Summary:
