@@ -6,6 +6,8 @@
   relevance --generator G --clip C --cache-dir DIR   global directions' fs3 and statistics (cached, resumable)
   evaluate --config edits.yaml --generator G (--photos DIR --e4e E | --samples N --seed S) --clip C --out DIR
                                score and time edits: results.md / results.csv (never overwrites)
+  edit-folder --recipe recipe.json --photos DIR --out DIR (--models-dir M | --e4e E ...)
+                               edit every photo of a folder (align, e4e, [PTI], edit, paste back); resumable
 """
 from __future__ import annotations
 
@@ -30,6 +32,10 @@ def main(argv=None):
     add_relevance_arguments(sub.add_parser("relevance", help="compute channel relevance (fs3) and style statistics for global directions"))
     evaluate = sub.add_parser("evaluate", help="run the edits of a config on sampled faces or photos; score and time them (results.md, results.csv)")
     add_evaluate_arguments(evaluate)
+    from .evaluation import edit_folder as folder_job
+
+    folder = sub.add_parser("edit-folder", help="apply a recipe (align, e4e, optional PTI, an edit, paste back) to every photo of a folder")
+    folder_job.add_arguments(folder)
     args = parser.parse_args(argv)
     if args.command == "convert":
         from .formats.generator_files import convert_to_safetensors
@@ -49,6 +55,8 @@ def main(argv=None):
         relevance_command(args)
     elif args.command == "evaluate":
         return evaluate_command(args, evaluate)
+    elif args.command == "edit-folder":
+        return folder_job.command(args, folder)
 
 
 # ---------------------------------------------------------------------------------------------

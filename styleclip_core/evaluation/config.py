@@ -56,13 +56,17 @@ class EditSpec:
         return json.dumps(shown, sort_keys=True)
 
 
-def _setting(value, key: str, default, where: str, base_dir: str):
+def _setting(value, key: str, default, where: str, base_dir: str, search: dict[str, list[str]] | None = None):
     if key in PATHS:
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{where}: expected settings.{key} to be a file path, found {value!r}")
-        path = os.path.join(base_dir, os.path.expanduser(value))
-        if not os.path.isfile(path):
-            raise ValueError(f"{where}: settings.{key} names {value!r}, which is not a file (looked for {path})")
+        value = os.path.expanduser(value)
+        tried = [os.path.join(base_dir, value)]
+        if not os.path.isabs(value):
+            tried += [os.path.join(folder, value) for folder in (search or {}).get(key, [])]
+        path = next((p for p in tried if os.path.isfile(p)), None)
+        if path is None:
+            raise ValueError(f"{where}: settings.{key} names {value!r}, which is not a file (looked for {' and '.join(tried)})")
         return os.path.abspath(path)
     if key in CHOICES:
         if value not in CHOICES[key]:
@@ -79,66 +83,73 @@ def _setting(value, key: str, default, where: str, base_dir: str):
     return float(value)
 
 
+def parse_edit(item, where: str, base_dir: str = ".", search: dict[str, list[str]] | None = None) -> EditSpec:
+    """One edit (a mapping ``{method, prompt, neutral, settings}``), its settings completed;
+    errors begin with ``where`` and name the key, what was expected and what was found. File
+    settings are looked for relative to ``base_dir``, then in ``search[key]``'s folders."""
+    if not isinstance(item, dict):
+        raise ValueError(f"{where}: expected a mapping with {', '.join(KEYS)}, found {type(item).__name__} {item!r}")
+    unknown = sorted(set(item) - set(KEYS))
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; expected only {', '.join(KEYS)}")
+    method = item.get("method")
+    if method not in METHODS:
+        raise ValueError(f"{where}: expected method to be one of {', '.join(METHODS)}, found {method!r}")
+    prompt = item.get("prompt")
+    if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
+        raise ValueError(f"{where}: expected prompt to be a non-empty text, found {prompt!r}")
+    if prompt is None and method != "mapper":
+        raise ValueError(f"{where}: the {method} method needs a prompt (the target text); found none")
+    neutral = item.get("neutral", DEFAULT_NEUTRAL)
+    if not isinstance(neutral, str) or not neutral.strip():
+        raise ValueError(f"{where}: expected neutral to be a non-empty text, found {neutral!r}")
+    given = item.get("settings") or {}
+    if not isinstance(given, dict):
+        raise ValueError(f"{where}: expected settings to be a mapping, found {type(given).__name__} {given!r}")
+    defaults = METHODS[method]
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"{where}: unknown settings {unknown} for the {method} method; its settings are {', '.join(defaults)}")
+    settings = {}
+    for key, default in defaults.items():
+        if key in given and given[key] is not None:
+            settings[key] = _setting(given[key], key, default, where, base_dir, search)
+        elif default is REQUIRED:
+            raise ValueError(f"{where}: the {method} method needs settings.{key}; found none")
+        else:
+            settings[key] = default
+    return EditSpec(method, prompt.strip() if prompt else None, neutral.strip(), settings)
+
+
 def parse_edits(items, source: str = "config", base_dir: str = ".") -> list[EditSpec]:
     """The edits of a parsed config (a list of mappings); errors name the edit (counting from 1),
     the key, what was expected and what was found."""
     if not isinstance(items, list) or not items:
         found = "an empty list" if isinstance(items, list) else type(items).__name__
         raise ValueError(f"{source}: expected a list of edits ({{method, prompt, neutral, settings}} each), found {found}")
-    edits = []
-    for i, item in enumerate(items):
-        where = f"{source}: edit {i + 1}"
-        if not isinstance(item, dict):
-            raise ValueError(f"{where}: expected a mapping with {', '.join(KEYS)}, found {type(item).__name__} {item!r}")
-        unknown = sorted(set(item) - set(KEYS))
-        if unknown:
-            raise ValueError(f"{where}: unknown keys {unknown}; expected only {', '.join(KEYS)}")
-        method = item.get("method")
-        if method not in METHODS:
-            raise ValueError(f"{where}: expected method to be one of {', '.join(METHODS)}, found {method!r}")
-        prompt = item.get("prompt")
-        if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
-            raise ValueError(f"{where}: expected prompt to be a non-empty text, found {prompt!r}")
-        if prompt is None and method != "mapper":
-            raise ValueError(f"{where}: the {method} method needs a prompt (the target text); found none")
-        neutral = item.get("neutral", DEFAULT_NEUTRAL)
-        if not isinstance(neutral, str) or not neutral.strip():
-            raise ValueError(f"{where}: expected neutral to be a non-empty text, found {neutral!r}")
-        given = item.get("settings") or {}
-        if not isinstance(given, dict):
-            raise ValueError(f"{where}: expected settings to be a mapping, found {type(given).__name__} {given!r}")
-        defaults = METHODS[method]
-        unknown = sorted(set(given) - set(defaults))
-        if unknown:
-            raise ValueError(f"{where}: unknown settings {unknown} for the {method} method; its settings are {', '.join(defaults)}")
-        settings = {}
-        for key, default in defaults.items():
-            if key in given and given[key] is not None:
-                settings[key] = _setting(given[key], key, default, where, base_dir)
-            elif default is REQUIRED:
-                raise ValueError(f"{where}: the {method} method needs settings.{key}; found none")
-            else:
-                settings[key] = default
-        edits.append(EditSpec(method, prompt.strip() if prompt else None, neutral.strip(), settings))
-    return edits
+    return [parse_edit(item, f"{source}: edit {i + 1}", base_dir) for i, item in enumerate(items)]
 
 
-def read_config(path: str) -> list[EditSpec]:
-    """The edits of a ``.yaml`` / ``.yml`` (needs PyYAML, which ComfyUI installs) or ``.json`` file."""
+def read_structured(path: str, what: str = "config"):
+    """The parsed content of a ``.yaml`` / ``.yml`` (needs PyYAML, which ComfyUI installs) or
+    ``.json`` file; a file that does not parse is a ValueError naming it."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
     if path.lower().endswith((".yaml", ".yml")):
         try:
             import yaml
         except ImportError:
-            raise ValueError(f"{path}: reading YAML needs PyYAML (pip install pyyaml); or write the config as JSON") from None
+            raise ValueError(f"{path}: reading YAML needs PyYAML (pip install pyyaml); or write the {what} as JSON") from None
         try:
-            items = yaml.safe_load(text)
+            return yaml.safe_load(text)
         except yaml.YAMLError as e:
             raise ValueError(f"{path}: not valid YAML: {e}") from None
-    else:
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e}); YAML configs end in .yaml or .yml") from None
-    return parse_edits(items, os.path.basename(path), os.path.dirname(os.path.abspath(path)))
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); YAML {what}s end in .yaml or .yml") from None
+
+
+def read_config(path: str) -> list[EditSpec]:
+    """The edits of a ``.yaml`` / ``.yml`` or ``.json`` file."""
+    return parse_edits(read_structured(path), os.path.basename(path), os.path.dirname(os.path.abspath(path)))

@@ -33,9 +33,11 @@ from ..edits.optimize import optimize_latents
 from ..models.latents import Latents, sample_latents
 from ..models.render import from_unit_range, render, to_unit_range
 from .config import EditSpec
+from . import photo_input
+from .photo_input import Aligner, read_photo, read_points
 
-PHOTO_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 NOTHING = lambda *_: None  # noqa: E731
+PHOTO_EXTENSIONS, list_photos = photo_input.PHOTO_EXTENSIONS, photo_input.list_photos  # where the evaluate command finds them
 
 
 @dataclass
@@ -83,50 +85,16 @@ def sample_faces(g, count: int, seed: int, truncation_psi: float = 0.7) -> Faces
     return Faces(latents, [f"sample {i}" for i in range(count)], f"{count} sampled faces (seed {seed}, truncation {truncation_psi:g})")
 
 
-def list_photos(folder: str) -> list[str]:
-    """The image files of ``folder`` (not its subfolders), sorted by name."""
-    if not os.path.isdir(folder):
-        raise ValueError(f"--photos: expected a folder of photos, found {folder!r} (not a folder)")
-    paths = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(PHOTO_EXTENSIONS))
-    if not paths:
-        raise ValueError(f"--photos: expected image files ({', '.join(PHOTO_EXTENSIONS)}) in {folder}, found none")
-    return paths
-
-
 def photo_faces(encoder, paths: list[str], landmarks: str = "detect", points: str | None = None, device=None) -> Faces:
     """The photos aligned (``landmarks``: 'detect' with the built-in MediaPipe face mesh, the
     largest face of each photo; 'points' from ``points``, a line of 8 numbers per photo as Align
     Faces takes them; 'aligned' for crops that are aligned already) to e4e's 256 px and inverted
-    (``models.e4e.invert``)."""
-    from PIL import Image
-
+    (``models.e4e.invert``). The first photo that cannot be read or aligned is an error naming it."""
     from ..models.e4e import invert
-    from ..photos import align
 
-    pixels = []
-    for path in paths:
-        with Image.open(path) as img:
-            pixels.append(np.array(img.convert("RGB")))
-    if landmarks == "aligned":
-        crops = [align.already_aligned(p, 256)[0] for p in pixels]
-    elif landmarks == "points":
-        found = align.parse_points(points or "", len(paths))
-        crops = []
-        for path, p, pts in zip(paths, pixels, found):
-            problem = align.points_problem(pts, p.shape[1], p.shape[0])
-            if problem:
-                raise ValueError(f"--points for {os.path.basename(path)}: {problem}")
-            crops.append(align.align_face(p, pts, 256)[0])
-    elif landmarks == "detect":
-        crops = []
-        with align.builtin_detector() as detector:
-            for path, p in zip(paths, pixels):
-                faces = detector.detect(p)
-                if not faces:
-                    raise align.FaceNotFoundError(f"no face found in {path}; give --points, or --aligned for aligned crops")
-                crops.append(align.align_face(p, align.largest(faces), 256)[0])
-    else:
-        raise ValueError(f"landmarks must be 'detect', 'points' or 'aligned', found {landmarks!r}")
+    found = read_points(points or "", paths) if landmarks == "points" else None
+    with Aligner(landmarks, found, 256) as aligner:
+        crops = [aligner.align(path, read_photo(path))[0] for path in paths]
     images = torch.from_numpy(np.stack(crops)).float() / 255
     codes = invert(encoder, images, names={"images": "photos"})
     how = {"detect": "aligned with the MediaPipe face mesh", "points": "aligned at the given points", "aligned": "already aligned"}[landmarks]
