@@ -28,6 +28,14 @@ def world() -> tuple[int, int]:
     return env_world()
 
 
+def group_world() -> tuple[int, int]:
+    """(rank, world size) of the initialised process group, (0, 1) without one: what the long
+    jobs share their work by (a process with torchrun's variables but no group works alone)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 def is_main() -> bool:
     return world()[0] == 0
 
@@ -77,7 +85,7 @@ def broadcast_object(obj: T, src: int = 0) -> T:
     process group: ``obj``."""
     if not is_distributed():
         return obj
-    box = [obj if world()[0] == src else None]
+    box = [obj if group_world()[0] == src else None]
     torch.distributed.broadcast_object_list(box, src)
     return box[0]
 
@@ -86,7 +94,7 @@ def all_gather_object(obj: T) -> list[T]:
     """Every rank's ``obj``, in rank order, on every rank (pickled; tensors on the CPU)."""
     if not is_distributed():
         return [obj]
-    out: list = [None] * world()[1]
+    out: list = [None] * group_world()[1]
     torch.distributed.all_gather_object(out, obj)
     return out
 
@@ -96,7 +104,7 @@ def gather_object(obj: T, dst: int = 0) -> list[T] | None:
     the CPU)."""
     if not is_distributed():
         return [obj]
-    rank, size = world()
+    rank, size = group_world()
     out: list | None = [None] * size if rank == dst else None
     torch.distributed.gather_object(obj, out, dst)
     return out
@@ -113,7 +121,7 @@ def split_batch(count: int, rank: int | None = None, size: int | None = None) ->
     """(start, stop) of this rank's contiguous slice of a batch of ``count``: sizes differ by at
     most one, the larger slices first, and every rank gets at least one item (else an error)."""
     if rank is None or size is None:
-        rank, size = world()
+        rank, size = group_world()
     if count < size:
         raise ValueError(f"a global batch of {count} cannot be split across {size} ranks: give a batch of at least {size}")
     base, extra = divmod(count, size)
@@ -135,7 +143,7 @@ def on_main(fn: Callable[..., T], *args, **kwargs) -> T:
     Without a process group: the call itself."""
     if not is_distributed():
         return fn(*args, **kwargs)
-    if world()[0] == 0:
+    if group_world()[0] == 0:
         try:
             result = fn(*args, **kwargs)
         except Exception as e:

@@ -249,7 +249,7 @@ def channel_relevance(
     if max_rows is not None and max_rows < 1:
         raise ValueError(f"max_rows must be at least 1, found {max_rows}")
     device = g.w_avg.device
-    rank, size = distributed.world()
+    rank, size = distributed.group_world()
     units = relevance_units(g, job, batch_size)
     total = sum(g.style_layers[i].channels for i in layers)
     own = None if partial_path is None else rank_partial_path(partial_path, rank, size)

@@ -264,7 +264,7 @@ class MapperTrainer:
         if not loss.active:
             raise ValueError("the loss has no term with a non-zero weight; connect a CLIP loss")
         self.g, self.loss, self.options = g, loss, options
-        self.rank, self.world_size = distributed.world()
+        self.rank, self.world_size = distributed.group_world()
         self.part = distributed.split_batch(options.batch_size, self.rank, self.world_size)  # this rank's slice of each batch
         self.codes = _training_codes(latents, g, options)
         self.batches_per_epoch = self.codes.batch_size // options.batch_size

@@ -142,7 +142,7 @@ def relevance_for(
     holds the lock, and decides whether the cache has the file; the ranks share the channels
     (``channel_relevance``), and rank 0 writes the same file, with the same rows, that one
     process writes and returns it; the other ranks wait until it is written and return None."""
-    rank, size = distributed.world()
+    rank, size = distributed.group_world()
     main = rank == 0
     stats, stats_path = statistics_for(g, folders, statistics_samples, progress) if main else (None, None)
     if size > 1:
