@@ -20,7 +20,8 @@ every rank (no files):
   of ``--global-batch`` (default 4) split across the ranks, 2 warm-up steps then ``--steps``
   timed; plus the time of one gloo all-reduce of a gradient-sized tensor here (what DDP adds to a
   step: the mapper is the first module of the forward pass, so its gradients are the last of the
-  backward pass and their all-reduce cannot overlap it).
+  backward pass and their all-reduce cannot overlap it), and the same steps under DDP's
+  ``no_sync`` (no gradient all-reduce; timing only).
 
 The projection section counts, for the full relevance job of a ``--project-size`` config-f
 generator (every conv layer, 100 faces, batches of 16: the reference's), the FLOPs of every unit
@@ -133,8 +134,12 @@ def worker_mapper(args):
             if ranks > 1 and args.global_batch % ranks == 0:
                 part = MapperTrainer(g, sample_latents(g, 64, 0, 0.7), loss, TrainingOptions(batch_size=args.global_batch // ranks))
                 smaller[args.global_batch // ranks] = st.median(steps(part, args.steps, distributed))
-    allreduce = None
-    if size > 1:  # what DDP adds to a step: one all-reduce of the gradient (gloo, this machine)
+    allreduce = unsynced = None
+    if size > 1:
+        # the same steps without DDP's gradient all-reduce (no_sync: the ranks' weights part, so
+        # these steps only time; nothing is saved), then one all-reduce of a gradient alone
+        with trainer.net.no_sync():
+            unsynced = st.median(steps(trainer, args.steps, distributed))
         grad = torch.randn(params)
         reps = []
         for _ in range(5):
@@ -147,7 +152,7 @@ def worker_mapper(args):
         step = st.median(times)
         print("RESULT " + json.dumps({"job": "mapper", "ranks": size, "seconds": step, "throughput": args.global_batch / step, "params": params,
                                       "grad_bytes": params * 4, "allreduce": allreduce, "per_rank": args.global_batch / size,
-                                      "optimizer": st.median(optimizer_times[-args.steps:]), "smaller": smaller}), flush=True)
+                                      "optimizer": st.median(optimizer_times[:args.steps + 2][-args.steps:]), "smaller": smaller, "unsynced": unsynced}), flush=True)
     distributed.finish()
 
 
@@ -263,7 +268,8 @@ def main():
                 notes = f"global batch {args.global_batch} ({r['per_rank']:g} a rank), {r['params'] / 1e6:.2f} M parameters; optimiser step {r['optimizer'] * 1e3:.0f} ms"
                 notes += "".join(f"; one rank at batch {b}: {t * 1e3:.0f} ms a step" for b, t in r["smaller"].items())
                 if r["allreduce"] is not None:
-                    notes += f"; gloo all-reduce of {r['grad_bytes'] / 1e6:.1f} MB: {r['allreduce'] * 1e3:.1f} ms ({r['allreduce'] / r['seconds']:.1%} of a step)"
+                    notes += (f"; without DDP's gradient all-reduce {r['unsynced'] * 1e3:.0f} ms; gloo all-reduce of {r['grad_bytes'] / 1e6:.1f} MB alone: "
+                              f"{r['allreduce'] * 1e3:.1f} ms ({r['allreduce'] / r['seconds']:.1%} of a step)")
                 print(f"| mapper training | {ranks} | {r['seconds'] * 1e3:.0f} ms a step | {r['throughput']:.2f} faces/s | {ratio:.2f} | {ratio / ranks:.0%} | {notes} |", flush=True)
     p = project_relevance(args.project_size, args.project_ranks)
     print(f"\nFull relevance job of a {p['size']} px config-f generator (every conv layer, 100 faces, batches of 16): {p['rows']} rows in "
