@@ -3,7 +3,10 @@
   convert FILE [--out OUT]     any supported generator file -> .safetensors (never overwrites)
   tiny-models --models-dir DIR write tiny random stand-ins of every model (never overwrites)
   check-models --models-dir DIR  which official files are present, missing or wrong
-  relevance --generator G --clip C --cache-dir DIR   global directions' fs3 and statistics (cached, resumable)
+  relevance --generator G --clip C --cache-dir DIR   global directions' fs3 and statistics (cached, resumable;
+                               under torchrun the channels are shared across the ranks)
+  train-mapper --generator G --clip C --prompt TEXT --out FILE   train a latent mapper (resumable; under
+                               torchrun data-parallel, the global batch split across the ranks)
   evaluate --config edits.yaml --generator G (--photos DIR --e4e E | --samples N --seed S) --clip C --out DIR
                                score and time edits: results.md / results.csv (never overwrites)
   edit-folder --recipe recipe.json --photos DIR --out DIR (--models-dir M | --e4e E ...)
@@ -12,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 
@@ -30,6 +34,7 @@ def main(argv=None):
     check.add_argument("--models-dir", required=True)
     check.add_argument("--quick", action="store_true", help="presence and published checksums only; do not load the files")
     add_relevance_arguments(sub.add_parser("relevance", help="compute channel relevance (fs3) and style statistics for global directions"))
+    add_train_mapper_arguments(sub.add_parser("train-mapper", help="train a StyleCLIP latent mapper (as the Train Latent Mapper node does)"))
     evaluate = sub.add_parser("evaluate", help="run the edits of a config on sampled faces or photos; score and time them (results.md, results.csv)")
     add_evaluate_arguments(evaluate)
     from .evaluation import edit_folder as folder_job
@@ -52,7 +57,9 @@ def main(argv=None):
 
         tiny_main(["--models-dir", args.models_dir])
     elif args.command == "relevance":
-        relevance_command(args)
+        return relevance_command(args)
+    elif args.command == "train-mapper":
+        return train_mapper_command(args)
     elif args.command == "evaluate":
         return evaluate_command(args, evaluate)
     elif args.command == "edit-folder":
@@ -76,36 +83,171 @@ def add_relevance_arguments(parser):
     parser.add_argument("--batch-size", type=int, default=16, help="probe images rendered and encoded at once")
     parser.add_argument("--precision", choices=list(PRECISIONS), type=canonical, default="fp32", help="bf16 / fp16: autocast, a GPU speed option (float32 / bfloat16 / float16 are accepted too)")
     parser.add_argument("--statistics-samples", type=int, default=100_000)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--max-rows", type=int, help="stop each process after about this many newly computed rows (at the end of a unit); "
+                        "the rows are kept and a rerun continues (exit status 3 when stopped)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="cpu or cuda (under torchrun, cuda is each rank's GPU: LOCAL_RANK)")
 
 
-def relevance_command(args) -> str:
-    """Compute (or find) fs3 and statistics as the Channel Relevance node does; Ctrl-C keeps the
-    finished rows and a rerun resumes from them. Returns the fs3 file."""
-    from .edits.channel_relevance import RelevanceJob
+STOPPED = 3  # exit status of a relevance run stopped by --max-rows (its rows are kept)
+
+
+def relevance_command(args) -> int:
+    """Compute (or find) fs3 and statistics as the Channel Relevance node does; Ctrl-C (or SIGTERM,
+    as torchrun stops its workers) keeps the finished rows and a rerun resumes from them. Under
+    ``torchrun`` every rank runs this: the channels are shared out, rank 0 writes the cache file
+    and prints, the others wait for it. Returns the exit status (``STOPPED`` after --max-rows)."""
+    from . import distributed
+    from .edits.channel_relevance import RelevanceJob, RelevanceStopped
     from .edits.relevance_cache import relevance_for
     from .formats.clip_files import load_clip
     from .formats.generator_files import load_generator
 
-    g = load_generator(args.generator, args.device)
-    clip = load_clip(args.clip, args.architecture, args.device)
+    distributed.init(args.device)
+    rank, size = distributed.world()
+    device = distributed.device_for_rank(args.device)
+    g = load_generator(args.generator, device)
+    clip = load_clip(args.clip, args.architecture, device)
     job = RelevanceJob(num_images=args.num_images, max_resolution=None if args.layers == "all" else 128, cumulative_mean=not args.channels_alone, precision=args.precision)
     phase = {"total": None, "start": 0.0, "printed": 0.0}
+    who = f"rank 0 of {size}: " if size > 1 else ""
 
     def report(done, total, preview=None):
         now = time.monotonic()
-        if total != phase["total"]:  # a new phase: statistics (samples), then fs3 (channels)
+        if total != phase["total"]:  # a new phase: statistics (samples), then fs3 (channels; of rank 0's share under torchrun)
             phase.update(total=total, start=now, printed=0.0)
         if now - phase["printed"] < 10 and done < total:
             return
         rate = (now - phase["start"]) / done if done else 0
-        print(f"{done}/{total}" + (f", about {_duration((total - done) * rate)} left" if 0 < done < total else ""), flush=True)
+        print(f"{who}{done}/{total}" + (f", about {_duration((total - done) * rate)} left" if 0 < done < total else ""), flush=True)
         phase["printed"] = now
 
-    rel = relevance_for(g, clip, [args.cache_dir], job, args.batch_size, args.statistics_samples, report)
-    how = f"computed in {_duration(rel.info['seconds'])}" if rel.info.get("computed") else "found in the cache"
-    print(f"fs3 {list(rel.fs3.shape)} {how}: {rel.source}\nstatistics: {rel.info['statistics']}")
-    return rel.source
+    try:
+        with _exit_on_sigterm():
+            rel = relevance_for(g, clip, [args.cache_dir], job, args.batch_size, args.statistics_samples, report if rank == 0 else None, args.max_rows)
+    except RelevanceStopped as e:
+        if rank == 0:
+            print(f"incomplete: {e}", flush=True)
+        distributed.finish()
+        return STOPPED
+    if rel is not None:
+        how = f"computed in {_duration(rel.info['seconds'])}" + (f" by {size} ranks" if size > 1 else "") if rel.info.get("computed") else "found in the cache"
+        print(f"fs3 {list(rel.fs3.shape)} {how}: {rel.source}\nstatistics: {rel.info['statistics']}", flush=True)
+    distributed.finish()
+    return 0
+
+
+@contextlib.contextmanager
+def _exit_on_sigterm():
+    """SIGTERM (torchrun's way of stopping the other ranks when one fails) as SystemExit while the
+    block runs, so the work in hand is saved as on Ctrl-C; the previous handler is put back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+# ---------------------------------------------------------------------------------------------
+# train-mapper: what the Train Latent Mapper node does, from a shell (and under torchrun)
+
+
+def add_train_mapper_arguments(parser):
+    import torch
+
+    from .edits.mapper_training import IF_EXISTS, OPTIMIZERS, TrainingOptions
+    from .models.mapper import MAPPER_TYPES
+
+    d = TrainingOptions()
+    parser.add_argument("--generator", required=True, help="generator file (.pt, .pkl, .safetensors); its stored noise maps are used")
+    parser.add_argument("--clip", required=True, help="CLIP weights (OpenAI's ViT-B-32.pt for StyleCLIP)")
+    parser.add_argument("--architecture", default="auto", help="open_clip architecture of --clip ('auto' for OpenAI-layout files)")
+    parser.add_argument("--arcface", help="ArcFace IR-SE50 (model_ir_se50.pth) for the identity loss; without it no identity loss (the coach with id_lambda 0)")
+    parser.add_argument("--prompt", required=True, help="the text the mapper edits toward (CLIP Loss)")
+    parser.add_argument("--clip-weight", type=float, default=1.0, help="CLIP Loss weight (StyleCLIP's clip_lambda: 1.0)")
+    parser.add_argument("--id-weight", type=float, default=0.1, help="Identity Loss weight, with --arcface (StyleCLIP's id_lambda: 0.1)")
+    parser.add_argument("--l2-weight", type=float, default=0.8, help="Latent L2 Loss weight, reduction 'mean' (StyleCLIP's latent_l2_lambda: 0.8); 0 leaves it out")
+    codes = parser.add_argument_group("training codes (default: --sample-count faces sampled from the generator)")
+    codes.add_argument("--latents", help="latent file (.safetensors, or a .pt W+ tensor such as StyleCLIP's train_faces.pt) or a folder of them")
+    codes.add_argument("--sample-count", type=int, default=5000, help="faces sampled for training without --latents (StyleCLIP: 5000)")
+    codes.add_argument("--truncation-psi", type=float, default=0.7, help="truncation of the sampled faces (StyleCLIP: 0.7)")
+    parser.add_argument("--out", required=True, help="the checkpoint file, e.g. ComfyUI/models/styleclip_mappers/purple_hair.safetensors (.safetensors is added)")
+    parser.add_argument("--if-exists", choices=list(IF_EXISTS), default="number",
+                        help="when --out exists: 'number' writes NAME_00001.safetensors (the next free number), 'resume' continues its run "
+                        "(any number of ranks), 'overwrite' starts afresh and replaces it")
+    parser.add_argument("--steps", type=int, default=50000, help="training steps in all, resumed steps included (StyleCLIP: 50000)")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="the GLOBAL batch: faces per step over all ranks, split across them (StyleCLIP: 2)")
+    parser.add_argument("--learning-rate", type=float, default=d.learning_rate, help="StyleCLIP: 0.5")
+    parser.add_argument("--optimizer", choices=list(OPTIMIZERS), default=d.optimizer, help="'ranger' (StyleCLIP's default) or 'adam'")
+    parser.add_argument("--mapper-type", choices=list(MAPPER_TYPES), default=d.mapper_type)
+    parser.add_argument("--no-coarse", action="store_true", help="LevelsMapper: leave W+ rows 0-3 unedited")
+    parser.add_argument("--no-medium", action="store_true", help="LevelsMapper: leave W+ rows 4-7 unedited")
+    parser.add_argument("--no-fine", action="store_true", help="LevelsMapper: leave W+ rows 8 and up unedited")
+    parser.add_argument("--seed", type=int, default=d.seed, help="seed of the mapper's initial weights, the batch order and sampled training faces")
+    parser.add_argument("--save-every", type=int, default=2000, help="write the checkpoint every this many steps (StyleCLIP: 2000); 0 = only at the end")
+    parser.add_argument("--report-every", type=int, default=100, help="print the step and the global batch's losses every this many steps")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="cpu or cuda (under torchrun, cuda is each rank's GPU: LOCAL_RANK)")
+
+
+def train_mapper_command(args) -> int:
+    """Train a mapper as the Train Latent Mapper node does (the coach's loss from the prompt and
+    weights). Under ``torchrun`` every rank runs this: DistributedDataParallel over the global
+    batch, rank 0 chooses, reads and writes the checkpoint and prints. Returns the exit status (1:
+    a bad file or setting, reported)."""
+    import os
+
+    from . import distributed
+    from .edits import losses
+    from .edits.mapper_training import TrainingOptions, checkpoint_path, train_mapper
+    from .formats.arcface_files import load_arcface
+    from .formats.clip_files import load_clip
+    from .formats.generator_files import load_generator
+    from .formats.latent_files import load_latent_folder, load_latents
+    from .models.latents import sample_latents
+
+    distributed.init(args.device)
+    rank, size = distributed.world()
+    device = distributed.device_for_rank(args.device)
+    try:
+        options = TrainingOptions(args.mapper_type, not args.no_coarse, not args.no_medium, not args.no_fine, args.batch_size, args.learning_rate, args.optimizer, args.seed)
+        g = load_generator(args.generator, device)
+        loss = losses.LossSet().add(losses.ClipLoss(load_clip(args.clip, args.architecture, device), args.prompt, args.clip_weight))
+        if args.arcface and args.id_weight:
+            loss = loss.add(losses.IdentityLoss(load_arcface(args.arcface, device), args.id_weight))
+        if args.l2_weight:
+            loss = loss.add(losses.LatentL2Loss(args.l2_weight, "mean"))
+        if args.latents:
+            codes = load_latent_folder(args.latents) if os.path.isdir(args.latents) else load_latents(args.latents)
+        else:
+            codes = sample_latents(g, args.sample_count, args.seed, args.truncation_psi)
+        path, resume = distributed.on_main(_checkpoint_choice, checkpoint_path, args.out, args.if_exists)
+        result = train_mapper(g, codes, loss, path, args.steps, options, resume=resume, overwrite=args.if_exists == "overwrite",
+                              save_every=args.save_every, preview_every=max(1, args.report_every),
+                              report=(lambda line: print(line, flush=True)) if rank == 0 else None)
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"train-mapper: error{f' (rank {rank})' if size > 1 else ''}: {e}", file=sys.stderr)
+        return 1
+    if rank == 0:
+        resumed = f" (resumed at step {result.resumed_from})" if result.resumed_from is not None else ""
+        last = "; last step: " + ", ".join(f"{k} {v:.4f}" for k, v in result.history[-1].items()) if result.history else ""
+        print(f"wrote {path}: step {result.step}/{args.steps}{resumed}" + (f", {size} ranks" if size > 1 else "") + last, flush=True)
+    distributed.finish()
+    return 0
+
+
+def _checkpoint_choice(checkpoint_path, out, if_exists):
+    import os
+
+    folder, name = os.path.split(os.path.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    return checkpoint_path(folder, name, if_exists)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ never touches torch.distributed.
 from __future__ import annotations
 
 import os
-from typing import Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import torch
 
@@ -26,6 +26,14 @@ def world() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return env_world()
+
+
+def group_world() -> tuple[int, int]:
+    """(rank, world size) of the initialised process group, (0, 1) without one: what the long
+    jobs share their work by (a process with torchrun's variables but no group works alone)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
 
 def is_main() -> bool:
@@ -65,3 +73,85 @@ def shard(items: Sequence[T], rank: int | None = None, size: int | None = None) 
 def barrier():
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
+
+
+def is_distributed() -> bool:
+    """Whether this process is one of several ranks of an initialised process group."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+
+
+def broadcast_object(obj: T, src: int = 0) -> T:
+    """``obj`` of rank ``src`` on every rank (pickled; keep tensors in it on the CPU). Without a
+    process group: ``obj``."""
+    if not is_distributed():
+        return obj
+    box = [obj if group_world()[0] == src else None]
+    torch.distributed.broadcast_object_list(box, src)
+    return box[0]
+
+
+def all_gather_object(obj: T) -> list[T]:
+    """Every rank's ``obj``, in rank order, on every rank (pickled; tensors on the CPU)."""
+    if not is_distributed():
+        return [obj]
+    out: list = [None] * group_world()[1]
+    torch.distributed.all_gather_object(out, obj)
+    return out
+
+
+def gather_object(obj: T, dst: int = 0) -> list[T] | None:
+    """Every rank's ``obj`` in rank order on rank ``dst``, None on the others (pickled; tensors on
+    the CPU)."""
+    if not is_distributed():
+        return [obj]
+    rank, size = group_world()
+    out: list | None = [None] * size if rank == dst else None
+    torch.distributed.gather_object(obj, out, dst)
+    return out
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """``t`` summed over the ranks, in place (on the device NCCL or gloo reduces on); returns ``t``."""
+    if is_distributed():
+        torch.distributed.all_reduce(t, torch.distributed.ReduceOp.SUM)
+    return t
+
+
+def split_batch(count: int, rank: int | None = None, size: int | None = None) -> tuple[int, int]:
+    """(start, stop) of this rank's contiguous slice of a batch of ``count``: sizes differ by at
+    most one, the larger slices first, and every rank gets at least one item (else an error)."""
+    if rank is None or size is None:
+        rank, size = group_world()
+    if count < size:
+        raise ValueError(f"a global batch of {count} cannot be split across {size} ranks: give a batch of at least {size}")
+    base, extra = divmod(count, size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+def finish():
+    """Leave the process group (after a last barrier), so every rank exits together; idempotent."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
+def on_main(fn: Callable[..., T], *args, **kwargs) -> T:
+    """``fn(*args, **kwargs)`` run on rank 0 alone (reading or choosing a file that may exist only
+    on its machine), its result sent to every rank. When it raises, rank 0 raises that exception
+    and every other rank a RuntimeError with its message, so no rank waits for one that failed.
+    Without a process group: the call itself."""
+    if not is_distributed():
+        return fn(*args, **kwargs)
+    if group_world()[0] == 0:
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as e:
+            broadcast_object((False, f"{type(e).__name__}: {e}"))
+            raise
+        broadcast_object((True, result))
+        return result
+    ok, value = broadcast_object(None)
+    if not ok:
+        raise RuntimeError(f"rank 0 failed: {value}")
+    return value

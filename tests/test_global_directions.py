@@ -184,8 +184,8 @@ def test_channel_relevance_resumes(tmp_path, g, stats, monkeypatch):
         seen.append(done)
 
     resumed = cr.channel_relevance(g, encode, stats, job, batch_size=16, partial_path=path, progress=count)
-    # resumed rows come from other render batches (unit rows): measured exact on every set-up tried
-    torch.testing.assert_close(resumed, full, atol=1e-5, rtol=0)
+    # the resumed run renders whole units, the uninterrupted run's batches: the same bits
+    assert torch.equal(resumed, full)
     assert partial.shape[0] < seen[0] <= partial.shape[0] + 4 and seen[-1] == full.shape[0]  # only the rest was computed
     with pytest.raises(ValueError, match="different relevance job"):
         cr.channel_relevance(g, encode, stats, cr.RelevanceJob(num_images=3, max_resolution=8), partial_path=path)

@@ -3,13 +3,17 @@
 channel goes from mean - alpha std to mean + alpha std, over ``num_images`` faces.
 
 Two parts: ``channel_relevance`` is the batch loop (faces rendered up to the probed layer once,
-then probes in batches that run across channel boundaries), and ``RelevanceRows`` is the
-resumable store of finished rows (saved atomically, checked against the job on resume).
+then probes in batches that run across channel boundaries, computed in units of whole batches
+that any process or ``torchrun`` rank can compute alone with the same bits), and
+``RelevanceRows`` is the resumable store of finished rows (saved atomically, checked against the
+job on resume; one file per rank under ``torchrun``).
 """
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterator
@@ -17,6 +21,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from .. import distributed
 from ..formats.files import read_safetensors, save_atomic
 from ..models.generator import Generator, conv_layers
 from ..precision import autocast_dtype, canonical, torch_name
@@ -69,34 +74,120 @@ class RelevanceJob:
         return {**asdict(self), "precision": torch_name(self.precision)}
 
 
+class RelevanceStopped(Exception):
+    """A run stopped after ``max_rows`` new rows, as asked: its rows are in the partial files, and
+    a rerun of the same job (with any number of ranks) continues from them."""
+
+
+RANK_SUFFIX = ".rank"  # rank r of a multi-rank run keeps its rows in <partial path>.rank<r>
+_NUMBERED = "rows"  # marks, in a partial file's job record, rows that are not 0, 1, ... (see RelevanceRows.save)
+
+
+def probe_batch(batch_size: int) -> int:
+    """The probes rendered at once: ``batch_size`` made even, so a face's (-, +) pair never
+    straddles two batches."""
+    return max(2, batch_size + batch_size % 2)
+
+
+@dataclass(frozen=True)
+class RelevanceUnit:
+    """Channels ``start`` to ``stop`` of ``layer`` (fs3 rows ``row`` on): the smallest run of
+    channels whose probes fill whole batches of the single-process loop, so computing a unit alone
+    renders and encodes exactly the batches an uninterrupted single-process run renders for it,
+    and its rows are the same bits whichever process, rank or resume computes them."""
+
+    layer: int
+    row: int
+    start: int
+    stop: int
+
+    @property
+    def rows(self) -> range:
+        return range(self.row, self.row + self.stop - self.start)
+
+
+def relevance_units(g: Generator, job: RelevanceJob, batch_size: int) -> list[RelevanceUnit]:
+    """The job's channels in units (``RelevanceUnit``), in fs3 row order. A layer's probes are
+    numbered channel-major (2 x num_images per channel) and batched from the layer's first probe
+    on; ``batch / gcd(2 num_images, batch)`` channels end exactly on a batch boundary (2 channels
+    for the reference's 100 faces and batch 16), and a layer's last unit ends with the layer."""
+    batch = probe_batch(batch_size)
+    per_channel = 2 * job.num_images
+    span = batch // math.gcd(per_channel, batch)
+    units, row = [], 0
+    for layer in job.layers(g):
+        width = g.style_layers[layer].channels
+        units += [RelevanceUnit(layer, row + start, start, min(start + span, width)) for start in range(0, width, span)]
+        row += width
+    return units
+
+
+def rank_partial_path(partial_path: str, rank: int, size: int) -> str:
+    """The partial file a process writes: ``partial_path`` alone, rank r of several ranks
+    ``partial_path.rank<r>``."""
+    return partial_path if size <= 1 else f"{partial_path}{RANK_SUFFIX}{rank}"
+
+
+def partial_files(partial_path: str) -> list[str]:
+    """The partial files of a job that exist here: ``partial_path`` (a single-process run's) and
+    ``partial_path.rank<r>`` (multi-rank runs', any number of ranks)."""
+    folder, base = os.path.split(os.path.abspath(partial_path))
+    found = [partial_path] if os.path.isfile(partial_path) else []
+    if os.path.isdir(folder):
+        pattern = re.compile(re.escape(base + RANK_SUFFIX) + r"\d+")
+        found += [os.path.join(os.path.dirname(partial_path), f) for f in sorted(os.listdir(folder)) if pattern.fullmatch(f)]
+    return found
+
+
+def read_rows(path: str, job: RelevanceJob) -> dict[int, torch.Tensor]:
+    """The finished rows of a partial file, by fs3 row; a file of another job is an error."""
+    tensors, meta = read_safetensors(path, "partial channel relevance")
+    recorded = json.loads(meta.get("job", "{}"))
+    numbered = recorded.pop(_NUMBERED, None) is not None
+    if recorded != json.loads(json.dumps(job.record())):
+        raise ValueError(f"{path} holds results of a different relevance job ({meta.get('job')}); remove it or choose another file")
+    rows = tensors["fs3"]
+    index = tensors["rows"].tolist() if numbered or "rows" in tensors else range(rows.shape[0])
+    return {int(i): r for i, r in zip(index, rows)}
+
+
 class RelevanceRows:
-    """The finished fs3 rows of one job, in order, kept in ``path`` (when given) so an interrupted
-    run resumes: ``save`` writes them atomically, ``save_if_due`` at most ``SAVE_EVERY_S`` apart.
-    A file of another job is an error, never mixed in."""
+    """The finished fs3 rows of one job by row number, kept in ``path`` (when given) so an
+    interrupted run resumes: ``save`` writes them atomically, ``save_if_due`` at most
+    ``SAVE_EVERY_S`` apart. A file of another job is an error, never mixed in.
+
+    The file holds ``fs3`` (the rows, in row order) and ``rows`` (their numbers). Rows 0 to n-1
+    (what a single process finishes) read as they did before ``rows`` existed; other sets (a rank's
+    share) add a mark to the job record, so that a version of this code that knew only leading
+    rows refuses the file instead of misplacing them."""
 
     def __init__(self, path: str | None, job: RelevanceJob):
         self.path, self.job = path, job
-        self.parts: list[torch.Tensor] = []
-        self.saved = 0
+        self.by_row: dict[int, torch.Tensor] = {}
+        self.unsaved = False
         self.last_save = time.monotonic()
         if path is not None and os.path.exists(path):
-            tensors, meta = read_safetensors(path, "partial channel relevance")
-            if json.loads(meta.get("job", "{}")) != json.loads(json.dumps(job.record())):
-                raise ValueError(f"{path} holds results of a different relevance job ({meta.get('job')}); remove it or choose another file")
-            self.parts.append(tensors["fs3"])
-            self.saved = self.count
+            self.by_row = read_rows(path, job)
 
     @property
     def count(self) -> int:
-        return sum(p.shape[0] for p in self.parts)
+        return len(self.by_row)
 
-    def add(self, rows: torch.Tensor):
-        self.parts.append(rows.cpu())
+    def add(self, rows: torch.Tensor, first: int | None = None):
+        """Rows ``first``, ``first + 1``, ... (default: after the rows held, ``count``)."""
+        first = self.count if first is None else first
+        self.by_row.update({first + i: r for i, r in enumerate(rows.cpu())})
+        self.unsaved = True
 
     def save(self):
-        if self.path is not None and self.count > self.saved:
-            save_atomic({"fs3": self.rows()}, self.path, {"format": "styleclip-fs3", "job": json.dumps(self.job.record())}, overwrite=True)
-            self.saved = self.count
+        if self.path is not None and self.unsaved:
+            index = sorted(self.by_row)
+            record = self.job.record()
+            if index != list(range(len(index))):
+                record = {**record, _NUMBERED: "numbered"}
+            tensors = {"fs3": torch.stack([self.by_row[i] for i in index]), "rows": torch.tensor(index, dtype=torch.int64)}
+            save_atomic(tensors, self.path, {"format": "styleclip-fs3", "job": json.dumps(record)}, overwrite=True)
+            self.unsaved = False
         self.last_save = time.monotonic()
 
     def save_if_due(self):
@@ -104,7 +195,14 @@ class RelevanceRows:
             self.save()
 
     def rows(self) -> torch.Tensor:
-        return torch.cat(self.parts)
+        return _in_order(self.by_row, self.count)
+
+
+def _in_order(by_row: dict[int, torch.Tensor], total: int) -> torch.Tensor:
+    missing = [i for i in range(total) if i not in by_row]
+    if missing:
+        raise RuntimeError(f"channel relevance: rows {missing[:5]} (of {len(missing)} missing) were never computed")
+    return torch.stack([by_row[i] for i in range(total)])
 
 
 def channel_relevance(
@@ -117,7 +215,8 @@ def channel_relevance(
     progress: Progress | None = None,
     prepare_image: Callable[[torch.Tensor], torch.Tensor] | None = None,
     tally: dict | None = None,
-) -> torch.Tensor:
+    max_rows: int | None = None,
+) -> torch.Tensor | None:
     """fs3: for each probed conv channel, the mean over ``num_images`` faces of the normalised change
     of the L2-normalised CLIP image embedding between s_c = mean - alpha std and mean + alpha std,
     normalised (SingleChannel.py + GetFs). Rows in conv-layer order, then channel.
@@ -128,67 +227,130 @@ def channel_relevance(
     ``batch_size`` probes that run across channel boundaries. A face's - and + probes whose encoder
     inputs are identical (the same uint8 image) are not encoded: their difference is zero either way.
 
-    ``progress(finished channels, total, preview)`` follows every batch, so an interruption raised
-    there stops within one batch. With ``partial_path`` finished rows are saved (atomically) at most
-    ``SAVE_EVERY_S`` apart, after each layer and when interrupted, and a rerun of the same job
-    resumes from them. ``tally`` (a dict) receives the numbers of probes rendered and encoded.
+    The channels are computed in ``relevance_units``: whole batches of the single-process loop, so
+    rows are the same bits whichever process computes them (for the same ``batch_size``, device
+    type and thread count). Under ``torchrun`` (``distributed.init`` called, several ranks) the
+    units not finished yet are dealt round robin to the ranks; rank 0 gathers every row at the end
+    and returns fs3, the other ranks return None.
+
+    ``progress(finished, total, preview)`` follows every batch, so an interruption raised there
+    stops within one batch (one process: channels of the job; several ranks: channels of this
+    rank's share). With ``partial_path`` finished rows are saved (atomically) at most
+    ``SAVE_EVERY_S`` apart, after each layer and when interrupted: by one process to
+    ``partial_path``, by rank r of several to ``partial_path.rank<r>``; a rerun of the same job with
+    any number of ranks reads every partial file it finds and computes only the missing units.
+    ``max_rows`` stops each process at the end of the unit that brings its new rows to at least
+    that many (``RelevanceStopped``, rows kept). ``tally`` (a dict) receives the numbers of probes
+    rendered and encoded (on rank 0: of all ranks).
     """
     layers = job.layers(g)
     if not layers:
         raise ValueError(f"no conv layer at or below {job.max_resolution}px to probe")
+    if max_rows is not None and max_rows < 1:
+        raise ValueError(f"max_rows must be at least 1, found {max_rows}")
     device = g.w_avg.device
+    rank, size = distributed.group_world()
+    units = relevance_units(g, job, batch_size)
     total = sum(g.style_layers[i].channels for i in layers)
-    store = RelevanceRows(partial_path, job)
-    done = store.count
-    batch = max(2, batch_size + batch_size % 2)  # even, so a face's (-, +) pair never straddles two batches
+    own = None if partial_path is None else rank_partial_path(partial_path, rank, size)
+    store = RelevanceRows(own, job)
+    known = dict(store.by_row)  # every finished row this process can read, its own and other files'
+    for other in partial_files(partial_path) if partial_path is not None else []:
+        if other != own:
+            known.update(read_rows(other, job))
+    done = set(known)
+    if size > 1:
+        done = set().union(*map(set, distributed.all_gather_object(sorted(done))))
+    mine = distributed.shard([u for u in units if not set(u.rows) <= done], rank, size)
+    share = sum(u.stop - u.start for u in mine)
+    batch = probe_batch(batch_size)
     tally = {} if tally is None else tally
     tally.setdefault("rendered", 0)
     tally.setdefault("encoded", 0)
+    counts = {"rendered": 0, "encoded": 0}
     last_preview = time.monotonic()
+    finished = new = 0
+    stopped = False
     try:
         with torch.no_grad():
             base = [s.to(device) for s in reference_styles(g, sample_z(job.num_images, g.style_dim, job.seed), job.psi, job.cutoff)]
             mean = [m.to(device) for m in stats.mean]
             std = [s.to(device) for s in stats.std]
-            row = 0
             for layer in layers:
-                width = g.style_layers[layer].channels
-                if row + width > done:
-                    completed = max(0, done - row)
-                    for rows, images in _layer_batches(g, encode_image, prepare_image, base, mean[layer], std[layer], layer, completed, job, batch, tally):
-                        if rows is not None:
-                            store.add(rows)
-                            completed += rows.shape[0]
-                        store.save_if_due()
-                        if progress is not None:
-                            preview = images[-1:] if time.monotonic() - last_preview > PREVIEW_EVERY_S else None
-                            last_preview = time.monotonic() if preview is not None else last_preview
-                            progress(row + completed, total, preview)
+                here = [u for u in mine if u.layer == layer]
+                if here and not stopped:
+                    dtype = autocast_dtype(job.precision)
+                    # autocast around each call, never around a yield: its state is the thread's,
+                    # and the code between batches (saving, progress) must run outside it
+                    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                        state = _prefix_state(g, base, layer, batch)
+                    for unit in here:
+                        for first, rows, images in _unit_batches(g, encode_image, prepare_image, base, state, mean[layer], std[layer], unit, job, batch, counts):
+                            if rows is not None:
+                                store.add(rows, first)
+                                known.update(zip(range(first, first + rows.shape[0]), rows.cpu()))
+                                finished += rows.shape[0]
+                                new += rows.shape[0]
+                            store.save_if_due()
+                            if progress is not None:
+                                preview = images[-1:] if time.monotonic() - last_preview > PREVIEW_EVERY_S else None
+                                last_preview = time.monotonic() if preview is not None else last_preview
+                                progress(*((len(known), total) if size == 1 else (finished, share)), preview)
+                        if max_rows is not None and new >= max_rows:
+                            stopped = True
+                            break
                     store.save()
                 if job.cumulative_mean:
                     base[layer] = mean[layer].expand_as(base[layer]).clone()
-                row += width
     except BaseException:
         store.save()  # an interrupted run keeps what it finished
         raise
-    return store.rows()
+    finally:
+        tally["rendered"] += counts["rendered"]
+        tally["encoded"] += counts["encoded"]
+    store.save()
+    if size == 1:
+        if stopped:
+            raise RelevanceStopped(f"stopped after {new} new rows, as asked: {len(known)} of {total} rows are done; run the same job again to continue")
+        return _in_order(known, total)
+    return _gather_rows(known, total, stopped, new, counts, tally, rank, size)
 
 
-def _layer_batches(g, encode_image, prepare_image, base, mean, std, layer, completed, job, batch, tally) -> Iterator[tuple[torch.Tensor | None, torch.Tensor]]:
-    """The probes of ``layer``'s channels from ``completed`` on, a batch at a time: yields (the rows
-    of the channels this batch finished, or None; the batch's images)."""
+def _gather_rows(known, total, stopped, new, counts, tally, rank, size):
+    """Rank 0: every rank's rows, each sent once (by the lowest rank that holds it); None elsewhere."""
+    views = distributed.all_gather_object((stopped, sorted(known)))
+    if any(s for s, _ in views):
+        done = len(set().union(*(set(rows) for _, rows in views)))
+        raise RelevanceStopped(f"rank {rank} stopped after {new} new rows (ranks stop at max_rows each): {done} of {total} rows are done; "
+                               "run the same job again (any number of ranks) to continue")
+    sender: dict[int, int] = {}
+    for r, (_, rows) in enumerate(views):
+        for i in rows:
+            sender.setdefault(i, r)
+    parts = distributed.gather_object(({i: known[i] for i in known if sender[i] == rank}, counts), 0)
+    if rank != 0:
+        return None
+    by_row: dict[int, torch.Tensor] = {}
+    for r, (rows, c) in enumerate(parts):
+        by_row.update(rows)
+        if r != rank:  # this rank's own counts are in the tally already
+            tally["rendered"] += c["rendered"]
+            tally["encoded"] += c["encoded"]
+    return _in_order(by_row, total)
+
+
+def _unit_batches(g, encode_image, prepare_image, base, state, mean, std, unit, job, batch, tally) -> Iterator[tuple[int, torch.Tensor | None, torch.Tensor]]:
+    """The probes of ``unit``'s channels, a batch at a time: yields (the fs3 row of the first row
+    finished, the rows of the channels this batch finished or None, the batch's images)."""
     dtype = autocast_dtype(job.precision)
     per_channel = 2 * job.num_images
-    width = g.style_layers[layer].channels
-    # autocast around each call, never around a yield: its state is the thread's, and the caller's
-    # code between batches (saving, progress) must run outside it
-    with torch.autocast(g.w_avg.device.type, dtype=dtype, enabled=dtype is not None):
-        state = _prefix_state(g, base, layer, batch)
+    end = unit.stop * per_channel
+    row = unit.row
     pending = []
-    for first in range(completed * per_channel, width * per_channel, batch):
-        probes = torch.arange(first, min(first + batch, width * per_channel), device=g.w_avg.device)
+    for first in range(unit.start * per_channel, end, batch):
+        probes = torch.arange(first, min(first + batch, end), device=g.w_avg.device)
         with torch.autocast(g.w_avg.device.type, dtype=dtype, enabled=dtype is not None):
-            feats, images = _probe(g, encode_image, prepare_image, base, state, layer, probes, mean, std, job, tally)
+            feats, images = _probe(g, encode_image, prepare_image, base, state, unit.layer, probes, mean, std, job, tally)
         pending.append(feats)
         ready = sum(len(f) for f in pending) // per_channel
         rows = None
@@ -196,7 +358,8 @@ def _layer_batches(g, encode_image, prepare_image, base, mean, std, layer, compl
             f = torch.cat(pending)
             rows = _rows(f[: ready * per_channel], job.num_images)
             pending = [f[ready * per_channel:]]
-        yield rows, images
+        yield row, rows, images
+        row += 0 if rows is None else rows.shape[0]
 
 
 def _prefix_state(g, base, layer, batch):

@@ -17,6 +17,16 @@ Differences from the coach: no validation pass (the coach scores up to 201 held-
 2000 steps and keeps a ``best_model.pt``); sampled training codes use the generator's W average for
 truncation (the coach's sampling path crashes, SPEC 5.3); the batch order is drawn from the
 seed, so a resumed run follows the order of an uninterrupted one.
+
+Under ``torchrun`` (``distributed.init`` called, several ranks) the mapper runs inside
+DistributedDataParallel: every rank draws the same global batch of ``batch_size`` codes (the one a
+single process draws) and takes its contiguous slice of it (``distributed.split_batch``), its
+loss is its slice's sum scaled by ranks / batch_size, so the gradient DDP averages is the
+single-process gradient of the batch mean up to float summation order, and every rank applies the
+same optimiser step to the same averaged gradient (checked at each save: the ranks' weights must
+have the same fingerprint). Rank 0 alone reads and writes checkpoints. A checkpoint holds the
+global step, and the batch order is a function of the seed and the step alone (training draws no
+other random numbers), so a run resumes with any number of ranks.
 """
 from __future__ import annotations
 
@@ -30,6 +40,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .. import distributed
 from ..formats.files import read_safetensors, tensors_fingerprint
 from ..formats.generator_files import generator_fingerprint
 from ..formats.mapper_files import load_mapper, save_mapper
@@ -253,6 +264,8 @@ class MapperTrainer:
         if not loss.active:
             raise ValueError("the loss has no term with a non-zero weight; connect a CLIP loss")
         self.g, self.loss, self.options = g, loss, options
+        self.rank, self.world_size = distributed.group_world()
+        self.part = distributed.split_batch(options.batch_size, self.rank, self.world_size)  # this rank's slice of each batch
         self.codes = _training_codes(latents, g, options)
         self.batches_per_epoch = self.codes.batch_size // options.batch_size
         self.identity = {
@@ -261,6 +274,12 @@ class MapperTrainer:
             "latents": {"count": self.codes.batch_size, "sha256": codes_fingerprint(self.codes)},
             "generator": {"size": g.size, "sha256": generator_fingerprint(g)},
         }
+        if self.world_size > 1:
+            for r, other in enumerate(distributed.all_gather_object(self.identity)):
+                if other != self.identity:
+                    differ = [k for k in self.identity if other[k] != self.identity[k]]
+                    raise ValueError(f"rank {r} trains another run than rank {self.rank} ({', '.join(differ)} differ): give every rank the same generator, loss, "
+                                     "options and training latents")
         device = g.w_avg.device
         mapper_options = {
             "description": prompt_of(loss), "mapper_type": options.mapper_type, "stylegan_size": g.size, "work_in_stylespace": options.works_in_stylespace,
@@ -272,9 +291,15 @@ class MapperTrainer:
                 self.mapper = build_mapper(options.mapper_type, latent_dim=g.style_dim, options=mapper_options, g=g)
             tensors, meta = None, None
         else:
-            self.mapper, meta, tensors = read_training_state(resume_from)
+            # rank 0 reads the checkpoint (it may exist only on its machine) and sends it to the others
+            self.mapper, meta, tensors = distributed.on_main(read_training_state, resume_from)
             self._check_same_run(resume_from, meta)
         self.mapper = self.mapper.to(device).train().requires_grad_(True)
+        self.net = self.mapper.net  # what runs the forward pass: the mapper's network, or its DDP wrapper
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(self.mapper.net, device_ids=[device.index] if device.type == "cuda" else None)
         self.names = [name for name, _ in self.mapper.net.named_parameters()]
         self.optimizer = make_optimizer(options.optimizer, self.mapper.net.parameters(), options.learning_rate)
         self.step_index = 0
@@ -310,11 +335,13 @@ class MapperTrainer:
         if self._order is None or self._order[0] != epoch:
             self._order = (epoch, np.random.default_rng([self.options.seed, epoch]).permutation(self.codes.batch_size))
         b = self.options.batch_size
-        index = torch.from_numpy(self._order[1][position * b:(position + 1) * b]).to(self.g.w_avg.device)
+        start, stop = self.part  # this rank's slice of the global batch (all of it for one process)
+        index = torch.from_numpy(self._order[1][position * b:(position + 1) * b][start:stop]).to(self.g.w_avg.device)
         return _take(self.codes, index)
 
     def step(self) -> dict[str, float]:
-        """One update; returns the batch means of the loss and its terms before it."""
+        """One update; returns the batch means of the loss and its terms before it (of the global
+        batch under several ranks)."""
         g = self.g
         w = self._batch(self.step_index)
         with torch.no_grad():
@@ -324,21 +351,38 @@ class MapperTrainer:
         context = EditContext.start(x, w)
         loss = self.loss.prepare(context)
         with torch.enable_grad():
-            edited = self.mapper.edit(w, g)
+            edited = self.mapper.edit(w, g, net=self.net)
             x_hat = g.synthesis(edited.to_styles(g), noise="const")
             value = loss(context.edited(x_hat, edited))
-            value.check_finite(self.step_index + 1, "batch sample")  # names the term that diverged
-            total = value.total.mean()
-            if not math.isfinite(float(total.detach())):
-                raise FloatingPointError(f"the loss became {float(total.detach())} at step {self.step_index + 1}; lower the learning rate")
+            if self.world_size == 1:
+                value.check_finite(self.step_index + 1, "batch sample")  # names the term that diverged
+                total = value.total.mean()
+                if not math.isfinite(float(total.detach())):
+                    raise FloatingPointError(f"the loss became {float(total.detach())} at step {self.step_index + 1}; lower the learning rate")
+                report = {"loss": float(total.detach())}
+                report.update({label: float(v.detach().mean()) for label, v in value.parts.items()})
+            else:
+                report = self._global_means(value)
+                # DDP averages the ranks' gradients: (ranks / batch) x a slice's sum makes that average
+                # the gradient of the global batch's mean
+                total = value.total.sum() * (self.world_size / self.options.batch_size)
             self.mapper.zero_grad(set_to_none=True)
             total.backward()
         self.optimizer.step()
         self.step_index += 1
         self.last_images = (x, x_hat.detach())
-        report = {"loss": float(total.detach())}
-        report.update({label: float(v.detach().mean()) for label, v in value.parts.items()})
         return report
+
+    def _global_means(self, value) -> dict[str, float]:
+        """The global batch's means of the loss and its terms (one all-reduce of their sums); a
+        non-finite one is an error on every rank, naming the term on the rank that holds it."""
+        labels = list(value.parts)
+        sums = torch.stack([value.total.detach().sum(), *(value.parts[k].detach().sum() for k in labels)]).double()
+        means = (distributed.all_reduce_sum(sums) / self.options.batch_size).tolist()
+        if not all(math.isfinite(m) for m in means):
+            value.check_finite(self.step_index + 1, f"rank {self.rank}'s batch sample")
+            raise FloatingPointError(f"the loss became {means[0]} at step {self.step_index + 1} (on another rank); lower the learning rate")
+        return {"loss": means[0], **dict(zip(labels, means[1:]))}
 
     def trained_mapper(self) -> LatentMapper:
         """A copy of the mapper for inference (eval mode, no gradients)."""
@@ -346,13 +390,25 @@ class MapperTrainer:
         return net.to(self.g.w_avg.device)
 
     def save(self, path: str, overwrite: bool):
-        """Write the checkpoint (atomically) unless this step is already on disk."""
-        if self.saved_step == self.step_index and os.path.exists(path):
-            return
-        tensors, groups = _optimizer_state(self.optimizer, self.names)
-        meta = {"format": TRAINING_FORMAT, "step": self.step_index, "optimizer_groups": groups, **self.identity}
-        save_mapper(self.mapper, path, overwrite=overwrite, training_tensors=tensors, metadata={"training": json.dumps(meta)})
+        """Write the checkpoint (atomically) unless this step is already on disk; under several
+        ranks every rank calls it (the ranks' weights are compared) and rank 0 writes."""
+        if self.world_size > 1 and self.saved_step != self.step_index:
+            self.check_ranks_agree()
+        if self.rank == 0 and not (self.saved_step == self.step_index and os.path.exists(path)):
+            tensors, groups = _optimizer_state(self.optimizer, self.names)
+            # the step is global and the batch order a function of (seed, step): nothing here depends
+            # on the number of ranks, which is recorded only for information
+            meta = {"format": TRAINING_FORMAT, "step": self.step_index, "optimizer_groups": groups, **self.identity, "ranks": self.world_size}
+            save_mapper(self.mapper, path, overwrite=overwrite, training_tensors=tensors, metadata={"training": json.dumps(meta)})
         self.saved_step = self.step_index
+
+    def check_ranks_agree(self):
+        """Every rank holds the same mapper weights (the same bits), else a RuntimeError on every rank."""
+        mine = tensors_fingerprint({k: v.detach() for k, v in self.mapper.net.state_dict().items()})
+        prints = distributed.all_gather_object(mine)
+        if len(set(prints)) > 1:
+            raise RuntimeError(f"after step {self.step_index} the ranks' mapper weights differ ({[p[:12] for p in prints]}): "
+                               "their optimiser steps were not the same")
 
 
 def train_mapper(
@@ -373,8 +429,7 @@ def train_mapper(
     """
     if steps < 1 or save_every < 0 or preview_every < 1:
         raise ValueError(f"need steps >= 1, save_every >= 0 and preview_every >= 1, found {steps}, {save_every}, {preview_every}")
-    if os.path.exists(path) and not (resume or overwrite):
-        raise FileExistsError(f"{path} already exists; resume it, overwrite it or choose another name")
+    distributed.on_main(_check_free, path, resume or overwrite)  # rank 0's file (under torchrun, the one that is written)
     trainer = MapperTrainer(g, latents, loss, options, resume_from=path if resume else None)
     resumed_from = trainer.step_index if resume else None
     history = []
@@ -396,4 +451,10 @@ def train_mapper(
                 trainer.save(path, overwrite)
                 raise
     trainer.save(path, overwrite)
+    distributed.barrier()  # under torchrun: every rank returns once the last checkpoint is written
     return TrainResult(trainer.trained_mapper(), path, trainer.step_index, resumed_from, history)
+
+
+def _check_free(path: str, replace: bool):
+    if os.path.exists(path) and not replace:
+        raise FileExistsError(f"{path} already exists; resume it, overwrite it or choose another name")

@@ -8,6 +8,8 @@ never taken for another model's:
 * ``stats-g<generator>-r<recipe>.safetensors``: style statistics of a generator;
 * ``fs3-g<generator>-c<CLIP>-j<job>.safetensors``: channel relevance for a generator and CLIP;
 * ``<fs3 file>.incomplete``: the finished rows of an interrupted computation (resumed from);
+  ``<fs3 file>.incomplete.rank<r>``: those of rank r of a ``torchrun`` computation (any run of
+  the same job, with any number of ranks, resumes from all of them);
 * ``<file>.lock``: held by the process computing that file, refreshed as it works.
 
 ``<generator>`` / ``<CLIP>`` are the first 12 hex digits of a SHA-256 over the weights (the whole
@@ -28,6 +30,7 @@ from typing import Sequence
 
 import torch
 
+from .. import distributed
 from ..formats.clip_files import clip_fingerprint
 from ..formats.files import digest
 from ..formats.fs3_files import fs3_metadata, load_fs3, save_fs3
@@ -36,7 +39,7 @@ from ..models.clip import ClipModel
 from ..models.generator import Generator
 from ..progress import Progress
 from ..values import check_count
-from .channel_relevance import RelevanceJob, channel_relevance, clip_input_for_relevance
+from .channel_relevance import RelevanceJob, channel_relevance, clip_input_for_relevance, partial_files
 from .directions import Direction
 from .global_directions import StyleStatistics, boundary, channels_kept, check_fs3, style_statistics
 
@@ -127,11 +130,23 @@ def relevance_for(
     batch_size: int = 16,
     statistics_samples: int = 100_000,
     progress: Progress | None = None,
-) -> Relevance:
+    max_rows: int | None = None,
+) -> Relevance | None:
     """fs3 of ``g`` and ``clip`` for ``job``: read from the cache when there, else computed (hours:
-    see the README), resuming from an ``.incomplete`` file of an interrupted run, and written to
-    ``folders[0]``. ``info`` says which, where and how long."""
-    stats, stats_path = statistics_for(g, folders, statistics_samples, progress)
+    see the README), resuming from the partial files of an interrupted run, and written to
+    ``folders[0]``. ``info`` says which, where and how long. ``max_rows``: stop each process after
+    about that many new rows (``RelevanceStopped``; a rerun continues).
+
+    Under ``torchrun`` (``distributed.init`` called, several ranks) every rank calls this with the
+    same arguments: rank 0 reads or computes the style statistics and sends them to the others,
+    holds the lock, and decides whether the cache has the file; the ranks share the channels
+    (``channel_relevance``), and rank 0 writes the same file, with the same rows, that one
+    process writes and returns it; the other ranks wait until it is written and return None."""
+    rank, size = distributed.group_world()
+    main = rank == 0
+    stats, stats_path = statistics_for(g, folders, statistics_samples, progress) if main else (None, None)
+    if size > 1:
+        stats, stats_path = distributed.broadcast_object((_on_cpu(stats), stats_path) if main else None)
     gk, ck = generator_fingerprint(g), clip_fingerprint(clip)
     identity = {"generator": gk, "clip": ck, "job": job.record(), "statistics": {k: v for k, v in stats.recipe.items() if k != "generator_source"}}
     name = f"fs3-g{gk[:12]}-c{ck[:12]}-j{digest(identity['job'], identity['statistics'])[:8]}.safetensors"
@@ -143,22 +158,31 @@ def relevance_for(
         fs3 = check_fs3(load_fs3(path), g, path)
         return Relevance(g, fs3, stats, ck, path, {"computed": False, "statistics": stats_path})
 
-    found = _find(folders, name)
+    found = distributed.broadcast_object(_find(folders, name) if main else None)
     if found:
-        return read(found)
+        return read(found) if main else None
     path = os.path.join(folders[0], name)
-    with _lock(path) as beat:
-        if os.path.exists(path):
-            return read(path)
+    with _lock(path) if main else contextlib.nullcontext(lambda: None) as beat:
+        if distributed.broadcast_object(os.path.exists(path) if main else None):  # finished by another process meanwhile
+            return read(path) if main else None
         prepare, encode = relevance_encoder(clip)
         tally: dict = {}
         start = time.monotonic()
-        fs3 = channel_relevance(g, encode, stats, job, batch_size, path + INCOMPLETE, _beating(beat, progress), prepare, tally)
-        save_fs3(fs3, path, {**identity, "generator_source": g.source, "clip_name": clip.name})
-        if os.path.exists(path + INCOMPLETE):
-            os.remove(path + INCOMPLETE)
-    info = {"computed": True, "statistics": stats_path, "seconds": time.monotonic() - start, **tally}
+        fs3 = channel_relevance(g, encode, stats, job, batch_size, path + INCOMPLETE, _beating(beat, progress), prepare, tally, max_rows)
+        if main:
+            save_fs3(fs3, path, {**identity, "generator_source": g.source, "clip_name": clip.name})
+    distributed.barrier()  # the file is written before any rank removes a partial file
+    for partial in partial_files(path + INCOMPLETE):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(partial)
+    if not main:
+        return None
+    info = {"computed": True, "statistics": stats_path, "seconds": time.monotonic() - start, "ranks": size, **tally}
     return Relevance(g, fs3, stats, ck, path, info)
+
+
+def _on_cpu(stats: StyleStatistics) -> StyleStatistics:
+    return StyleStatistics([m.cpu() for m in stats.mean], [s.cpu() for s in stats.std], stats.recipe)
 
 
 def relevance_from_file(path: str, g: Generator, folders: Sequence[str], statistics_samples: int = 100_000, clip: ClipModel | None = None, progress: Progress | None = None) -> Relevance:

@@ -88,18 +88,21 @@ class LatentMapper(nn.Module):
     def works_in_stylespace(self) -> bool:
         return isinstance(self.net, StyleSpaceMapper)
 
-    def delta(self, latents: Latents, g: Generator) -> Latents:
+    def delta(self, latents: Latents, g: Generator, net: nn.Module | None = None) -> Latents:
+        """mapper(w); ``net`` runs in place of ``self.net`` (training's DistributedDataParallel
+        wrapper of it)."""
+        net = self.net if net is None else net
         if self.works_in_stylespace:
-            return Latents(styles=self.net(latents.to_styles(g)))
+            return Latents(styles=net(latents.to_styles(g)))
         if latents.w_plus is None:
             raise ValueError("this mapper edits W+ latents, but the latents are StyleSpace vectors")
         latents.check(g)
-        return Latents(w_plus=self.net(latents.w_plus))
+        return Latents(w_plus=net(latents.w_plus))
 
-    def edit(self, latents: Latents, g: Generator, strength: float = 1.0, names: dict[str, str] | None = None) -> Latents:
+    def edit(self, latents: Latents, g: Generator, strength: float = 1.0, names: dict[str, str] | None = None, net: nn.Module | None = None) -> Latents:
         """w + strength * 0.1 * mapper(w) (or per StyleSpace layer); non-finite codes are an error."""
         check_finite(latents, called(names, "latents"))
-        d = self.delta(latents, g)
+        d = self.delta(latents, g, net)
         k = strength * RESIDUAL_SCALE
         if d.w_plus is not None:
             return Latents(w_plus=latents.w_plus + k * d.w_plus)
