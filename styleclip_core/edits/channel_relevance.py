@@ -27,7 +27,8 @@ from ..models.generator import Generator, conv_layers
 from ..precision import autocast_dtype, canonical, torch_name
 from ..progress import Progress
 from ..values import check_count
-from .global_directions import StyleStatistics, as_float64, reference_styles, sample_z
+from .directions import as_float64
+from .global_directions import StyleStatistics, reference_styles, sample_z
 
 SAVE_EVERY_S = 60  # finished rows are written at most this often (and after each layer)
 PREVIEW_EVERY_S = 2  # a probe image goes to the progress callback at most this often

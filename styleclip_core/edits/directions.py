@@ -31,7 +31,7 @@ SPACE_NAMES = {"w": "W", "w+": "W+", "s": "StyleSpace"}
 __all__ = ["Direction", "add_to_styles", "SPACES", "SPACE_NAMES", "FORMAT", "OLD_FORMAT"]
 
 
-def _as_float64(t: torch.Tensor) -> torch.Tensor:
+def as_float64(t: torch.Tensor) -> torch.Tensor:
     """float64 for the reference's double-precision steps; on the CPU where the device has none (MPS)."""
     return (t.cpu() if t.device.type == "mps" else t).double()
 
@@ -106,8 +106,8 @@ class Direction:
         with torch.no_grad():
             for layer in g.style_layers:
                 modulation = g._modconv(layer).modulation
-                weight = _as_float64(modulation.weight) * modulation.scale  # s = (scale W) w + lr_mul b: the bias cancels
-                deltas.append((weight @ _as_float64(rows[layer.w_index]).to(weight.device)).cpu())
+                weight = as_float64(modulation.weight) * modulation.scale  # s = (scale W) w + lr_mul b: the bias cancels
+                deltas.append((weight @ as_float64(rows[layer.w_index]).to(weight.device)).cpu())
         return Direction("s", deltas, dict(self.info))
 
     @staticmethod
@@ -168,7 +168,7 @@ def add_to_styles(styles: Sequence[torch.Tensor], direction: Direction, alphas: 
     alphas = torch.tensor(list(alphas), dtype=torch.float64)
     out = []
     for s, d in zip(styles, direction.deltas):
-        s64 = _as_float64(s)
+        s64 = as_float64(s)
         edited = s64[:, None, :] + alphas[None, :, None].to(s64.device) * d.to(s64.device, torch.float64)[None, None, :]
         out.append(edited.reshape(-1, s.shape[-1]).to(s.device, s.dtype))
     return out

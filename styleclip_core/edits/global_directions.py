@@ -24,7 +24,7 @@ from ..formats.files import read_safetensors, save_atomic
 from ..models.generator import Generator, conv_layers, num_conv_channels
 from ..progress import Progress
 from ..values import check_count
-from .directions import Direction
+from .directions import Direction, as_float64
 
 
 # ------------------------------------------------------------------------------------------
@@ -47,12 +47,6 @@ class StyleStatistics:
         tensors, meta = read_safetensors(path, "style statistics")
         n = len([k for k in tensors if k.startswith("mean.")])
         return StyleStatistics([tensors[f"mean.{i}"] for i in range(n)], [tensors[f"std.{i}"] for i in range(n)], json.loads(meta.get("recipe", "{}")))
-
-
-def as_float64(t: torch.Tensor) -> torch.Tensor:
-    """``t`` in float64 for the reference's double-precision steps; on the CPU where the device
-    has no float64 (Apple's MPS)."""
-    return (t.cpu() if t.device.type == "mps" else t).double()
 
 
 def sample_z(num: int, dim: int, seed: int = 5) -> torch.Tensor:
