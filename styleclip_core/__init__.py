@@ -14,6 +14,8 @@ Layers, each importing only the ones above it in this list:
 * ``edits`` and ``photos``: the methods (latent optimisation and its losses, mapper training,
   global directions and channel relevance, mask-local edits, masks) and real photos (FFHQ
   alignment, paste-back); neither imports the other;
+* ``video``: a face edited through a clip (STIT: smoothed alignment, tuning on the clip, stitching);
+  it composes ``edits`` and ``photos``;
 * ``evaluation``: scoring and timing edits on sampled faces or photos (needs both methods and
   photos: ``python -m styleclip_core evaluate``);
 * ``__main__``: the command line (``python -m styleclip_core``).

@@ -3,14 +3,14 @@
 
 Layers, lowest first (styleclip_core/__init__.py describes them): the shared vocabulary
 (errors, precision, progress, values), ops, models, formats, then edits and photos side by side (neither
-may import the other), then evaluation (which needs both), then the command line.
+may import the other), then video (which composes both), then evaluation, then the command line.
 """
 import ast
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIBRARY = os.path.join(ROOT, "styleclip_core")
-RANK = {"errors": 0, "precision": 0, "progress": 0, "schedules": 0, "distributed": 0, "values": 0, "ops": 1, "models": 2, "formats": 3, "edits": 4, "photos": 4, "evaluation": 5, "__main__": 6}
+RANK = {"errors": 0, "precision": 0, "progress": 0, "schedules": 0, "distributed": 0, "values": 0, "ops": 1, "models": 2, "formats": 3, "edits": 4, "photos": 4, "video": 5, "evaluation": 6, "__main__": 7}
 
 
 def modules() -> dict[str, str]:
