@@ -8,6 +8,7 @@ from . import direction_nodes
 from . import inversion_nodes
 from . import metrics_nodes
 from . import slider_nodes, slider_server
+from . import video_nodes
 from .common import register_model_folders
 
 NODES: list[type[io.ComfyNode]] = [
@@ -24,6 +25,7 @@ NODES: list[type[io.ComfyNode]] = [
     *direction_nodes.NODES,
     *metrics_nodes.NODES,
     *slider_nodes.NODES,
+    *video_nodes.NODES,
 ]
 
 

@@ -172,3 +172,16 @@ def align_video(frames: torch.Tensor, points: list[FacePoints | None], output_si
     settings = {"center_sigma": center_sigma, "xy_sigma": xy_sigma, "scale": scale}
     missing = tuple(i for i in range(frames.shape[0]) if points[i] is None)
     return crops, VideoAlignment(frames.shape[0], (width, height), output_size, tuple(found), alignments, quads, missing, settings)
+
+
+def detect_frames(detector, frames: torch.Tensor, progress: Progress | None = None) -> list[FacePoints | None]:
+    """The largest face of every frame (``detector.detect(uint8 [H, W, 3]) -> [FacePoints]``), None where there is none."""
+    from ..photos.align import largest
+
+    found = []
+    for i in range(frames.shape[0]):
+        faces = detector.detect(to_uint8(frames[i: i + 1])[0])
+        found.append(largest(faces) if faces else None)
+        if progress is not None:
+            progress(i + 1, frames.shape[0], None)
+    return found

@@ -81,7 +81,9 @@ def stitch(g: Generator, latent: Latents, crop: torch.Tensor, edited: torch.Tens
         raise RuntimeError("stitching tuning needs autograd; it cannot run under torch.inference_mode")
     s = (settings or StitchingSettings()).check()
     device = g.w_avg.device
+    # copies: codes a node made under torch.inference_mode cannot enter autograd's graph
     latent = latent.to(device).detach()
+    latent = Latents(w_plus=latent.w_plus.clone()) if latent.w_plus is not None else Latents(styles=[x.clone() for x in latent.styles])
     crop, edited, border, content = (t.detach().clone().to(device, torch.float32) for t in (crop, edited, border, content))
     tuned = g.copy().requires_grad_(True)
     optimizer = torch.optim.Adam(tuned.parameters(), lr=s.learning_rate)
