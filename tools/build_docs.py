@@ -101,6 +101,16 @@ PAGES = [
          "*Edit Metrics* scores edits the way papers do (CLIP, directional CLIP, identity, LPIPS, PSNR).",
          ["StyleCLIP_LoadLPIPS", "StyleCLIP_ProjectLatents", "StyleCLIP_PivotalTuning", "StyleCLIP_SaveGenerator", "StyleCLIP_EditMetrics"],
          ["11_photo_pti_global_edit.json", "12_photo_pti_text_edit.json", "13_compare_e4e_pti.json"]),
+    Page("video", "Video: edit a face through a clip (STIT)",
+         "Edit the face in a video consistently from frame to frame, as STIT (Tzaban et al., Stitch it in Time) does with "
+         "StyleGAN2: crops whose centre and axes are smoothed over time, e4e codes per frame, one generator tuned on the whole "
+         "clip, the same edit added to every frame's code (its strength keyframed if wanted), and a stitching tune per frame that "
+         "blends the edited crop into the frame around the face. Frames come in and go out as IMAGE batches: core ComfyUI's "
+         "*Load Video* -> *Get Video Components* and *Create Video* -> *Save Video* connect, as does any other video loader or "
+         "saver. *Video Consistency* measures flicker and identity across frames.",
+         ["StyleCLIP_ExampleClip", "StyleCLIP_AlignVideoFaces", "StyleCLIP_InvertFrames", "StyleCLIP_TuneOnClip", "StyleCLIP_EditFrames",
+          "StyleCLIP_StitchAndPasteBack", "StyleCLIP_VideoConsistency"],
+         ["17_video_edit_example_clip.json", "18_video_edit_your_clip.json"]),
 ]
 
 

@@ -73,6 +73,7 @@ IMAGE_NODES = frozenset({
     "LoadImage", "SaveImage", "PreviewImage",
     "StyleCLIP_Synthesize", "StyleCLIP_OptimizeLatents", "StyleCLIP_TrainMapper", "StyleCLIP_ChannelRelevance",
     "StyleCLIP_ProjectLatents", "StyleCLIP_PivotalTuning", "StyleCLIP_EditSliders",
+    "StyleCLIP_TuneOnClip", "StyleCLIP_StitchAndPasteBack", "SaveVideo",
 })
 
 
@@ -604,6 +605,71 @@ WORKFLOWS["16_sliders_preset_reload"] = dict(
         node(8, "StyleCLIP_EditSliders", {"preset": "smile_purple_hair"},
              {"generator": (1, 0), "latents": (2, 0), "direction_1": (5, 0), "direction_2": (7, 0)}),
         node(9, "SaveImage", {"filename_prefix": "styleclip/sliders_preset"}, {"images": (8, 0)}),
+    ],
+)
+
+
+# The video workflows: the clip's frames through STIT's chain. 17 starts from the pack's Example
+# Clip (the Example Portrait moving and turning), so it runs on a fresh install; 18 is the same
+# chain from core ComfyUI's Load Video, for the user's own clip.
+VIDEO_NOTE = (
+    "STIT (Stitch it in Time): the crops are aligned with their centre and axes smoothed over time, one generator is tuned on "
+    "all the frames (Tune on Clip), the same text direction is added to every frame's code (strength keyframed 0 -> 3), and "
+    "each edited face is stitched into its frame (Stitch and Paste Back: a few steps of tuning so the ring around the face "
+    "matches the frame, then a feathered paste). Video Consistency scores flicker and identity across frames.\n"
+    "The tuning and stitching steps here are a light run (STIT: 300 tuning steps, 100 stitching steps per frame); on a GPU "
+    "raise them. Models: e4e_ffhq_encode.pt (models/e4e, holds the generator), alexnet-owt-7be5be79.pth (models/lpips), "
+    "ViT-B-32.pt (models/openclip), fs3.npy (models/styleclip_global), 79999_iter.pth (models/face_parsing), "
+    "model_ir_se50.pth (models/arcface). Faces are found with the face mesh of the mediapipe package (see Align Faces)."
+)
+
+
+def video_chain(frames: tuple, fps: tuple) -> list[dict]:
+    """Nodes 3 to 17: align, invert, tune, edit, stitch, save, score (``frames``/``fps``: their source slots)."""
+    return [
+        node(3, "StyleCLIP_LoadE4E", {"e4e_name": "e4e_ffhq_encode.pt", "ops_backend": "auto"}),
+        node(4, "StyleCLIP_AlignVideoFaces", {"landmarks": "built-in (mediapipe package)", "output_size": "256", "center_sigma": 1.0,
+                                              "xy_sigma": 3.0, "scale": 1.0, "no_face": "pass through unedited", "points": ""}, {"frames": frames}),
+        node(5, "StyleCLIP_InvertFrames", {"smoothing": 0.0, "chunk_size": 4}, {"e4e": (3, 0), "crops": (4, 0)}),
+        node(6, "StyleCLIP_LoadLPIPS", {"net": "alex", "backbone_name": "alexnet-owt-7be5be79.pth"}),
+        node(7, "StyleCLIP_TuneOnClip", {"steps": 20, "learning_rate": 3e-5, "l2_weight": 10.0, "lpips_weight": 1.0},
+             {"generator": (3, 1), "lpips": (6, 0), "latents": (5, 0), "crops": (4, 0)}),
+        node(8, "StyleCLIP_LoadCLIP", {"clip_name": "ViT-B-32.pt", "architecture": "auto", "image_preprocessing": "styleclip"}),
+        node(9, "StyleCLIP_ChannelRelevance", {"fs3": "fs3.npy"}, {"generator": (3, 1), "clip": (8, 0)}),
+        node(10, "StyleCLIP_GlobalDirection", {"neutral": "face", "target": "smiling face", "beta": 0.15}, {"relevance": (9, 0), "clip": (8, 0)}),
+        node(11, "StyleCLIP_EditFrames", {"strength": 3.0, "keyframes": "0: 0, 8: 3"},
+             {"generator": (7, 0), "latents": (7, 1), "direction": (10, 0), "alignment": (4, 1)}),
+        node(12, "StyleCLIP_LoadFaceParser", {"parser_name": PARSER}),
+        node(13, "StyleCLIP_StitchAndPasteBack", {"steps": 10, "learning_rate": 3e-4, "content_weight": 0.01, "loss": "l2", "outer_dilation": 50,
+                                                  "inner_dilation": 0, "whole_image_border": False, "feather": True},
+             {"generator": (7, 0), "face_parser": (12, 0), "frames": frames, "alignment": (4, 1), "crops": (4, 0), "latents": (11, 0)}),
+        node(14, "CreateVideo", {"fps": 16.0}, {"images": (13, 0), "fps": fps}),
+        node(15, "SaveVideo", {"filename_prefix": "styleclip/video_edit", "format": "auto", "codec": "auto"}, {"video": (14, 0)}),
+        node(16, "StyleCLIP_LoadArcFace", {"arcface_name": "model_ir_se50.pth"}),
+        node(17, "StyleCLIP_VideoConsistency", {}, {"frames_in": frames, "frames_out": (13, 0), "masks": (13, 1), "arcface": (16, 0),
+                                                    "crops_out": (13, 2), "crops_in": (4, 0)}),
+        node(18, "PreviewAny", {}, {"source": (17, 0)}, title="Video Consistency"),
+        node(19, "PreviewImage", {}, {"images": (13, 2)}, title="Stitched faces"),
+    ]
+
+
+WORKFLOWS["17_video_edit_example_clip"] = dict(
+    note="Edit a face through a video ('face' -> 'smiling face'), consistently from frame to frame.\n" + VIDEO_NOTE + "\n"
+    "The clip is the Example Clip node (the Example Portrait moving, rolling and turning over 16 frames). For your own video "
+    "see workflow 18 (core Load Video -> Get Video Components).",
+    nodes=[
+        node(1, "StyleCLIP_ExampleClip", {"frames": 16}, title="Example Clip (see workflow 18 for your own video)"),
+        *video_chain((1, 0), (1, 1)),
+    ],
+)
+
+WORKFLOWS["18_video_edit_your_clip"] = dict(
+    note="Workflow 17's chain on your own clip: core ComfyUI's Load Video (pick or upload a clip; short ones first: every frame "
+    "is tuned and stitched) -> Get Video Components, and Create Video -> Save Video at the clip's frame rate.\n" + VIDEO_NOTE,
+    nodes=[
+        node(1, "LoadVideo", {"file": "styleclip_example_clip.mp4"}, title="Load Video (your clip)"),
+        node(2, "GetVideoComponents", {}, {"video": (1, 0)}),
+        *video_chain((2, 0), (2, 2)),
     ],
 )
 

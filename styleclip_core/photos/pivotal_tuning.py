@@ -83,8 +83,9 @@ def _pivot_images(g: Generator, latents: Latents, images: torch.Tensor, names) -
     if latents.batch_size != images.shape[0]:
         raise ValueError(f"{called(names, 'latents')}: {latents.batch_size} pivots for {images.shape[0]} images; expected one per image")
     check_finite(images, called(names, "images"))
-    # Copies: tensors a node made under torch.inference_mode cannot enter autograd's graph.
-    return g.to_w_plus(latents.w_plus).detach().clone(), images.detach().clone()
+    # Copies of tensors a node made under torch.inference_mode (they cannot enter autograd's
+    # graph); other images are used as they are: a clip's frames can take gigabytes.
+    return g.to_w_plus(latents.w_plus).detach().clone(), images.detach().clone() if images.is_inference() else images.detach()
 
 
 class LocalityRegularizer:
@@ -141,7 +142,8 @@ class PivotalTuner:
         if s.l2_weight < 0 or s.lpips_weight < 0 or not math.isfinite(s.l2_weight + s.lpips_weight):
             raise ValueError(f"loss weights must be finite and >= 0, found l2 {s.l2_weight}, lpips {s.lpips_weight}")
         device = g.w_avg.device
-        pivot, images = _pivot_images(g, latents.to(device), images.to(device, torch.float32), names)
+        # the images stay where they are (a clip's frames on the CPU); each face's goes to the device in turn
+        pivot, images = _pivot_images(g, latents.to(device), images.to(dtype=torch.float32), names)
         self.pivot, self.images, self.lpips = pivot, images, lpips
         self.original = g
         self.tuned = g.copy().eval()
@@ -159,7 +161,7 @@ class PivotalTuner:
 
     def loss(self, face: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         s, g = self.s, self.tuned
-        pivot, real = self.pivot[face: face + 1], self.images[face: face + 1]
+        pivot, real = self.pivot[face: face + 1], self.images[face: face + 1].to(self.pivot.device)
         generated = g.synthesis(g.styles(pivot))
         l2 = (generated - real).square().mean()
         lp = self.lpips(generated, real)[0]
