@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import mimetypes
 import os
 import sys
 
@@ -57,6 +58,136 @@ def pack_nodes() -> dict[str, type]:
     extension = asyncio.run(pack.comfy_entrypoint())
     nodes = asyncio.run(extension.get_node_list())
     return {n.define_schema().node_id: n for n in nodes}
+
+
+# ------------------------------------------------------------------------------------------
+# VIDEO values: what ComfyUI's comfy_api VideoFromFile / VideoFromComponents do for the video
+# nodes below (comfy_api/latest/_input_impl/video_types.py), with PyAV as ComfyUI uses it. PyAV
+# is imported where a video is read or written, so the harness loads without it.
+
+
+class VideoComponents:
+    """A video's frames (IMAGE [T, H, W, 3], 0..1), frame rate (Fraction), audio (AUDIO or None)
+    and container metadata (comfy_api's VideoComponents)."""
+
+    def __init__(self, images, frame_rate, audio=None, metadata=None):
+        self.images, self.frame_rate, self.audio, self.metadata = images, frame_rate, audio, metadata
+
+
+class VideoStandIn:
+    """A VIDEO value: a file (as Load Video makes) or components (as Create Video makes)."""
+
+    def __init__(self, path: str | None = None, components: VideoComponents | None = None):
+        if (path is None) == (components is None):
+            raise ValueError("a video is either a file or components")
+        self.path, self.components = path, components
+
+    def get_components(self) -> VideoComponents:
+        if self.components is not None:
+            return VideoComponents(self.components.images, self.components.frame_rate, self.components.audio)
+        import av
+
+        with av.open(self.path, mode="r") as container:
+            return _decode(container)
+
+    def get_dimensions(self) -> tuple[int, int]:
+        """(width, height)."""
+        if self.components is not None:
+            return self.components.images.shape[2], self.components.images.shape[1]
+        import av
+
+        with av.open(self.path, mode="r") as container:
+            for stream in container.streams:
+                if stream.type == "video":
+                    return stream.width, stream.height
+        raise ValueError(f"No video stream found in file '{self.path}'")
+
+    def save_to(self, path: str, format: str = "auto", codec: str = "auto", metadata: dict | None = None):
+        if self.components is None:
+            import av
+
+            with av.open(self.path, mode="r") as container:
+                encoding = container.streams.video[0].codec.name if container.streams.video else None
+                # as ComfyUI: a file already in the asked container and codec is remuxed (its
+                # pixels untouched); otherwise decoded and encoded again
+                if (format == "auto" or format in container.format.name.split(",")) and (codec == "auto" or encoding in (None, codec)):
+                    return _remux(container, path, metadata)
+                components = _decode(container)
+            return VideoStandIn(components=components).save_to(path, format, codec, metadata)
+        if format not in ("auto", "mp4"):
+            raise ValueError("Only MP4 format is supported for now")
+        if codec not in ("auto", "h264"):
+            raise ValueError("Only H264 codec is supported for now")
+        _encode(self.components, path, metadata)
+
+
+def _decode(container) -> VideoComponents:
+    import av
+    from fractions import Fraction
+
+    frames = [torch.from_numpy(frame.to_ndarray(format="rgb24")) / 255.0 for frame in container.decode(video=0)]
+    images = torch.stack(frames) if frames else torch.zeros(0, 3, 0, 0)
+    stream = next(s for s in container.streams if s.type == "video")
+    frame_rate = Fraction(stream.average_rate) if stream.average_rate else Fraction(1)
+    audio = None
+    container.seek(0)
+    for stream in container.streams:
+        if stream.type != "audio":
+            continue
+        chunks = [frame.to_ndarray() for packet in container.demux(stream) for frame in packet.decode() if isinstance(frame, av.AudioFrame)]
+        if chunks:  # (channels, samples) each
+            audio = {"waveform": torch.from_numpy(np.concatenate(chunks, axis=1)).unsqueeze(0), "sample_rate": int(stream.sample_rate or 1)}
+    return VideoComponents(images, frame_rate, audio, dict(container.metadata))
+
+
+def _encode(components: VideoComponents, path: str, metadata: dict | None):
+    """h264 in yuv420p at the frame rate rounded to 1/1000 (PyAV's libx264 defaults), audio as AAC,
+    metadata as JSON tags: ComfyUI's VideoFromComponents.save_to."""
+    import math
+    from fractions import Fraction
+
+    import av
+
+    with av.open(path, mode="w", options={"movflags": "use_metadata_tags"}) as output:
+        for key, value in (metadata or {}).items():
+            output.metadata[key] = json.dumps(value)
+        frame_rate = Fraction(round(components.frame_rate * 1000), 1000)
+        video = output.add_stream("h264", rate=frame_rate)
+        video.width, video.height = components.images.shape[2], components.images.shape[1]
+        video.pix_fmt = "yuv420p"
+        audio = components.audio
+        audio_stream = output.add_stream("aac", rate=int(audio["sample_rate"])) if audio else None
+        for image in components.images:
+            # truncated, not rounded, to 8 bits: the real node's (frame * 255).byte()
+            rgb = (image * 255).clamp(0, 255).byte().cpu().numpy()
+            output.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")))
+        output.mux(video.encode(None))
+        if audio_stream is not None:
+            rate = int(audio["sample_rate"])
+            waveform = audio["waveform"][:, :, :math.ceil(rate / frame_rate * components.images.shape[0])]
+            frame = av.AudioFrame.from_ndarray(waveform.movedim(2, 1).reshape(1, -1).float().numpy(), format="flt",
+                                               layout="mono" if waveform.shape[1] == 1 else "stereo")
+            frame.sample_rate, frame.pts = rate, 0
+            output.mux(audio_stream.encode(frame))
+            output.mux(audio_stream.encode(None))
+
+
+def _remux(container, path: str, metadata: dict | None):
+    """The file's streams copied packet by packet into ``path``, its metadata kept and ``metadata``
+    added (ComfyUI's VideoFromFile.save_to when no re-encode is needed)."""
+    import av
+
+    with av.open(path, mode="w", options={"movflags": "use_metadata_tags"}) as output:
+        for key, value in container.metadata.items():
+            if metadata is None or key not in metadata:
+                output.metadata[key] = value
+        for key, value in (metadata or {}).items():
+            output.metadata[key] = value if isinstance(value, str) else json.dumps(value)
+        streams = {s: output.add_stream_from_template(template=s, opaque=True) for s in container.streams if s.type in ("video", "audio", "subtitle")}
+        for packet in container.demux():
+            if packet.stream in streams and packet.dts is not None:
+                packet.stream = streams[packet.stream]
+                output.mux(packet)
 
 
 # ------------------------------------------------------------------------------------------
@@ -173,7 +304,84 @@ def _core_nodes():
         def execute(cls, source=None):
             return io.NodeOutput(ui={"text": (source if isinstance(source, str) else json.dumps(source),)})
 
-    return {c.define_schema().node_id: c for c in (SaveImage, PreviewImage, LoadImage, SolidMask, MaskComposite, GrowMask, ImageBatch, PreviewAny)}
+    # comfy_extras/nodes_video.py
+    class LoadVideo(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            folder = folder_paths.get_input_directory()
+            files = [f for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f))] if os.path.isdir(folder) else []
+            # folder_paths.filter_files_content_types(files, ["video"]): the files whose MIME type is video/*
+            files = [f for f in files if (mimetypes.guess_type(f, strict=False)[0] or "").split("/")[0] == "video"]
+            return io.Schema(node_id="LoadVideo", display_name="Load Video", category="image/video",
+                             inputs=[io.Combo.Input("file", options=sorted(files), upload=io.UploadType.video)],
+                             outputs=[io.Video.Output()])
+
+        @classmethod
+        def execute(cls, file):
+            return io.NodeOutput(VideoStandIn(path=folder_paths.get_annotated_filepath(file)))
+
+        @classmethod
+        def fingerprint_inputs(cls, file):
+            return os.path.getmtime(folder_paths.get_annotated_filepath(file))
+
+        @classmethod
+        def validate_inputs(cls, file):
+            if not folder_paths.exists_annotated_filepath(file):
+                return f"Invalid video file: {file}"
+            return True
+
+    class GetVideoComponents(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="GetVideoComponents", display_name="Get Video Components", category="image/video",
+                             inputs=[io.Video.Input("video")],
+                             outputs=[io.Image.Output(display_name="images"), io.Audio.Output(display_name="audio"), io.Float.Output(display_name="fps")])
+
+        @classmethod
+        def execute(cls, video):
+            components = video.get_components()
+            return io.NodeOutput(components.images, components.audio, float(components.frame_rate))
+
+    class CreateVideo(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="CreateVideo", display_name="Create Video", category="image/video",
+                             inputs=[io.Image.Input("images"), io.Float.Input("fps", default=30.0, min=1.0, max=120.0, step=1.0),
+                                     io.Audio.Input("audio", optional=True)],
+                             outputs=[io.Video.Output()])
+
+        @classmethod
+        def execute(cls, images, fps, audio=None):
+            from fractions import Fraction
+
+            return io.NodeOutput(VideoStandIn(components=VideoComponents(images, Fraction(fps), audio)))
+
+    class SaveVideo(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="SaveVideo", display_name="Save Video", category="image/video",
+                             inputs=[io.Video.Input("video"), io.String.Input("filename_prefix", default="video/ComfyUI"),
+                                     io.Combo.Input("format", options=["auto", "mp4"], default="auto"),
+                                     io.Combo.Input("codec", options=["auto", "h264"], default="auto")],
+                             outputs=[], hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo], is_output_node=True)
+
+        @classmethod
+        def execute(cls, video, filename_prefix, format, codec):
+            width, height = video.get_dimensions()
+            folder, name, counter, sub, _ = folder_paths.get_save_image_path(filename_prefix, folder_paths.get_output_directory(), width, height)
+            metadata = {}
+            hidden = cls.hidden or io.HiddenHolder()
+            if hidden.extra_pnginfo is not None:
+                metadata.update(hidden.extra_pnginfo)
+            if hidden.prompt is not None:
+                metadata["prompt"] = hidden.prompt
+            file = f"{name}_{counter:05}_.mp4"  # the one container there is (VideoContainer.get_extension)
+            video.save_to(os.path.join(folder, file), format=format, codec=codec, metadata=metadata or None)
+            # ui.PreviewVideo([ui.SavedResult(file, subfolder, FolderType.output)]).as_dict()
+            return io.NodeOutput(ui={"images": [{"filename": file, "subfolder": sub, "type": "output"}], "animated": (True,)})
+
+    return {c.define_schema().node_id: c for c in (SaveImage, PreviewImage, LoadImage, SolidMask, MaskComposite, GrowMask, ImageBatch, PreviewAny,
+                                                   LoadVideo, GetVideoComponents, CreateVideo, SaveVideo)}
 
 
 def all_nodes() -> dict[str, type]:
@@ -215,6 +423,13 @@ def _has_control(name: str, spec: list) -> bool:
     return bool(opts.get("control_after_generate")) or name in ("seed", "noise_seed")
 
 
+def _has_upload_button(spec: list) -> bool:
+    """An image or video upload combo: the frontend adds an upload button widget after it and
+    saves its value too (Load Image's and Load Video's widgets_values: ["name", "image"])."""
+    opts = spec[1] if len(spec) > 1 else {}
+    return bool(opts.get("image_upload") or opts.get("video_upload"))
+
+
 def ui_to_prompt(workflow: dict, info: dict) -> dict:
     nodes = {str(n["id"]): n for n in workflow["nodes"]}
     links = {}
@@ -254,8 +469,7 @@ def ui_to_prompt(workflow: dict, info: dict) -> dict:
                     break
                 inputs[name] = values[i]
                 i += 2 if _has_control(name, spec) else 1
-                opts = spec[1] if len(spec) > 1 else {}
-                if opts.get("image_upload"):
+                if _has_upload_button(spec):
                     i += 1  # the upload button's own value
         for inp in node.get("inputs", []):
             if inp.get("link") is not None:
@@ -279,7 +493,7 @@ def set_widgets(workflow: dict, info: dict, node_type: str, **values) -> dict:
             if name in values:
                 node["widgets_values"][i] = values[name]
             i += 2 if _has_control(name, spec) else 1
-            i += 1 if (spec[1] if len(spec) > 1 else {}).get("image_upload") else 0
+            i += 1 if _has_upload_button(spec) else 0
     return workflow
 
 

@@ -8,6 +8,9 @@ from typing import Any
 
 class UploadType(str, Enum):
     image = "image_upload"
+    audio = "audio_upload"
+    video = "video_upload"
+    model = "file_upload"
 
 
 class FolderType(str, Enum):
@@ -150,6 +153,8 @@ Combo = _type("COMBO", _Combo)
 Image = _type("IMAGE")
 Mask = _type("MASK")
 Latent = _type("LATENT")
+Audio = _type("AUDIO")  # {"waveform": [B, channels, samples], "sample_rate": int}
+Video = _type("VIDEO")  # an object with get_components(), get_dimensions(), save_to(...) (the harness's VideoStandIn)
 AnyType = _type("*")
 
 
