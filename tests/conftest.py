@@ -161,11 +161,14 @@ def tiny_models_dir(tmp_path_factory):
 
 
 def write_test_inputs(input_dir):
-    """Images the node tests load from ComfyUI's input folder (made here, never committed); the
-    shipped workflows load none."""
+    """Images the node tests load from ComfyUI's input folder (made here, never committed); of the
+    shipped workflows only 18 loads one: the clip a user picks for core Load Video."""
+    import example_video
     import synthetic_face
 
     synthetic_face.write_portrait(input_dir)
+    if example_video.can_write():  # workflow 18's clip for core Load Video
+        example_video.write_example_clip(input_dir)
 
 
 def photo_deps_missing() -> str | None:

@@ -1,8 +1,9 @@
 """Start a real ComfyUI (``COMFYUI_PATH``) on 127.0.0.1 with --cpu for the acceptance tests.
 
 Its base directory is temporary and holds the pack (a link to this repository) in
-custom_nodes and the tiny stand-in models, as a new user's would (the input folder is empty), so
-nothing of a user's ComfyUI installation is touched.
+custom_nodes and the tiny stand-in models, as a new user's would, so nothing of a user's ComfyUI
+installation is touched. The input folder holds only the clip a user would pick for workflow 18
+(core Load Video): the Example Clip as mp4 (tests/example_video.py).
 """
 import contextlib
 import json
@@ -42,6 +43,10 @@ def running_comfyui(base: str, pack_root: str):
     os.makedirs(os.path.join(base, "custom_nodes"), exist_ok=True)
     os.symlink(pack_root, os.path.join(base, "custom_nodes", PACK_FOLDER))
     tiny_models.write_models_folder(os.path.join(base, "models"))
+    import example_video
+
+    if example_video.can_write():
+        example_video.write_example_clip(os.path.join(base, "input"))
     port = _free_port()
     log = open(os.path.join(base, "server.log"), "w")
     proc = subprocess.Popen(

@@ -20,6 +20,7 @@ from conftest import ROOT, skip_without_photo_deps
 WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))
 W_PLUS = (10, 64)  # rows and width of the tiny stand-in generator's W+ (e4e's bundled one too)
 PHOTO = (512, 512)  # height, width of the Example Portrait (scikit-image's astronaut.png) the photo workflows start from
+CLIP = (352, 384)  # height, width of the Example Clip's frames (the video workflows)
 
 
 class Images(NamedTuple):
@@ -28,6 +29,13 @@ class Images(NamedTuple):
     height: int = 64
     width: int = 64
     tiles: tuple = (1, 1)  # rows, columns of an Image Grid
+
+
+class Video(NamedTuple):
+    """One mp4 a Save Video writes: its frames and their size."""
+    frames: int
+    height: int
+    width: int
 
 
 class Codes(NamedTuple):
@@ -84,6 +92,11 @@ SAVED = {
         differ=[]),
     "16_sliders_preset_reload.json": dict(  # needs the preset workflow 14 saves
         outputs={"styleclip/sliders_preset": Images(4)}, needs=("14_sliders_text_and_mapper.json", "smile_purple_hair")),
+    # the Example Clip (16 frames of 352 x 384) edited and saved at its own size; the table of Video Consistency shown
+    "17_video_edit_example_clip.json": dict(
+        outputs={"styleclip/video_edit": Video(16, *CLIP)}, tables=("flicker", "identity, consecutive output frames")),
+    "18_video_edit_your_clip.json": dict(
+        outputs={"styleclip/video_edit": Video(16, *CLIP)}, tables=("flicker", "identity, consecutive output frames"), needs_video=True),
 }
 
 
@@ -100,7 +113,7 @@ def _by_prefix(files):
     """{prefix: [files]}: SaveImage and Save Latents name a file prefix_NNNNN_.ext."""
     grouped = {}
     for f in sorted(files):
-        match = re.fullmatch(r"(.+)_\d{5}_\.(png|safetensors)", f)
+        match = re.fullmatch(r"(.+)_\d{5}_\.(png|safetensors|mp4)", f)
         assert match, f"{f}: not a file a Save node names"
         grouped.setdefault(match[1], []).append(f)
     return grouped
@@ -110,6 +123,12 @@ def _image(comfy, name):
     img = Image.open(os.path.join(comfy.folder_paths.get_output_directory(), name))
     assert img.mode == "RGB", (name, img.mode)
     return np.asarray(img).astype(np.float32) / 255
+
+
+def _video_frames(comfy, name):
+    """The frames of a saved mp4, [T, H, W, 3] in [0, 1], decoded as core Load Video decodes them."""
+    video = comfy.harness.VideoStandIn(os.path.join(comfy.folder_paths.get_output_directory(), name))
+    return video.get_components().images.numpy()
 
 
 def _distinct(images, what):
@@ -148,6 +167,8 @@ def test_workflow_runs_and_saves(comfy, path, monkeypatch):
     # a new user's input folder holds no image of ours: the photo workflows start from Example Portrait
     assert "LoadImage" not in {n["type"] for n in workflow["nodes"]}
     expected = SAVED[os.path.basename(path)]
+    if expected.get("needs_video") and not os.path.exists(os.path.join(comfy.folder_paths.get_input_directory(), "styleclip_example_clip.mp4")):
+        pytest.skip("PyAV (av) is not installed: the clip for Load Video was not written (the test install has it)")
     info = comfy.harness.object_info(comfy.nodes)
     if expected.get("needs"):  # a preset another workflow saves: run that one first when this test runs alone
         other, preset = expected["needs"]
@@ -179,10 +200,16 @@ def test_workflow_runs_and_saves(comfy, path, monkeypatch):
     assert {k: len(v) for k, v in saved.items()} == {k: e.count if isinstance(e, Images) else 1 for k, e in expected["outputs"].items()}
     # SaveImage reports exactly the files it wrote
     reported = {f"{img['subfolder']}/{img['filename']}" for _, ui in results.values() if ui for img in ui.get("images", []) if "filename" in img}
-    assert reported == {f for f in new if f.endswith(".png")}
+    assert reported == {f for f in new if f.endswith((".png", ".mp4"))}
 
     images, codes = {}, {}
     for prefix, e in expected["outputs"].items():
+        if isinstance(e, Video):
+            frames = _video_frames(comfy, saved[prefix][0])
+            assert frames.shape == (e.frames, e.height, e.width, 3), (prefix, frames.shape)
+            assert frames.std() > 8 / 255, f"{prefix} is flat"
+            _distinct(list(frames), f"{prefix} frames")  # the clip moves
+            continue
         if isinstance(e, Codes):
             # loaded back as a user loads them: Load Latents lists the output folder's files
             latents = comfy.run("StyleCLIP_LoadLatents", latent_file=saved[prefix][0] + " [output]").args[0]

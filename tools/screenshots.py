@@ -54,6 +54,23 @@ def save_jpeg(image, path: str, max_bytes: int = MAX_BYTES) -> int:
         image = image.resize((image.width * 4 // 5, image.height * 4 // 5))
 
 
+VIDEO_FRAMES = 4  # frames of a saved video shown in the sheet, evenly spread
+
+
+def pictures(path: str) -> list:
+    """A saved image, or VIDEO_FRAMES frames of a saved video (PyAV, which ComfyUI ships)."""
+    from PIL import Image
+
+    if not path.endswith((".mp4", ".webm", ".mov", ".mkv")):
+        return [Image.open(path).convert("RGB")]
+    import av
+
+    with av.open(path) as container:
+        frames = [f.to_image() for f in container.decode(video=0)]
+    step = max(1, (len(frames) - 1) / max(1, VIDEO_FRAMES - 1))
+    return [frames[min(len(frames) - 1, round(i * step))] for i in range(min(VIDEO_FRAMES, len(frames)))]
+
+
 def contact_sheet(rows: list[tuple[str, list[str]]]):
     """One picture of saved images: a labelled row (or rows of MAX_PER_ROW) per save node."""
     from PIL import Image, ImageDraw
@@ -61,7 +78,7 @@ def contact_sheet(rows: list[tuple[str, list[str]]]):
     label_h, pad = 18, 6
     lines = []
     for label, files in rows:
-        images = [Image.open(f).convert("RGB") for f in files]
+        images = [im for f in files for im in pictures(f)]
         images = [im.resize((max(1, round(im.width * CELL / im.height)), CELL), Image.NEAREST if im.height < CELL else Image.LANCZOS) for im in images]
         for start in range(0, len(images), MAX_PER_ROW):
             lines.append((label if start == 0 else "", images[start:start + MAX_PER_ROW]))
@@ -136,7 +153,9 @@ def saved_images(entry: dict, base: str, prompt: dict) -> list[tuple[str, list[s
                  for img in entry["outputs"][node_id].get("images", []) if img.get("type") == "output"]
         if files:
             prefix = prompt.get(node_id, {}).get("inputs", {}).get("filename_prefix", "")
-            rows.append((f"{prefix} ({len(files)} image{'s' if len(files) > 1 else ''})", files))
+            video = files[0].endswith(".mp4")
+            what = f"a video: {VIDEO_FRAMES} of its frames" if video else f"{len(files)} image{'s' if len(files) > 1 else ''}"
+            rows.append((f"{prefix} ({what})", files))
     return rows
 
 
