@@ -180,3 +180,23 @@ def test_consistency_node(comfy, chain):
         assert row in table
     with pytest.raises(ValueError, match="compare a clip with its own edit"):
         comfy.run("StyleCLIP_VideoConsistency", frames_in=frames, frames_out=out[:3])
+
+
+def test_interruption_stops_and_keeps_the_input(chain):
+    """ComfyUI's interruption arrives through the progress callback: the stitching stops at once,
+    nothing is returned and the input frames are as they were."""
+    from styleclip_core.video.frames import stitch_frames
+    from styleclip_core.video.stitching import StitchingSettings
+
+    frames = chain["frames"]
+    before = frames.clone()
+    calls = []
+
+    def progress(done, total, preview):
+        calls.append(done)
+        if done == 2:
+            raise KeyboardInterrupt("interrupted")
+
+    with torch.inference_mode(False), pytest.raises(KeyboardInterrupt):
+        stitch_frames(chain["tuned"], frames, chain["where"], chain["crops"], chain["edited"], chain["parser"], StitchingSettings(steps=1), progress=progress)
+    assert calls == [1, 2] and torch.equal(frames, before)
