@@ -529,6 +529,8 @@ def stage_rows(results: dict, sizes) -> list[list]:
     for size in sizes:
         for stage in STAGES:
             ref, ours = results.get((stage, "reference", size)), results.get((stage, "ours", size))
+            if ref is None and ours is None:
+                continue  # not measured (--stages)
             what, rel = CHECKS[stage]
             notes = []
             for impl, r in (("reference", ref), ("ours", ours)):
