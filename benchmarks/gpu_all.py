@@ -25,6 +25,11 @@ becomes an error row and the run goes on):
 * Edit Sliders (bench_sliders.py): new slider values to the route's JPEG at 1024 px, previews 256 and 512;
 * PTI (bench_pti.py): a projector step and a tuning step at each size, reference against ours, and
   the wall time of a whole 350-step tuning at 1024 px (PTI reports about a minute per image);
+* video (bench_video.py): each stage of STIT's video pipeline per frame at each size on a
+  synthesized 1920 x 1080 clip of 4 frames -- alignment, e4e inversion, one clip-tuning update,
+  stitching masks, one stitching step and its per-frame setup, paste-back -- reference procedure
+  against ours, and the projected time per frame of the default pipeline (300 tuning updates and
+  100 stitching steps per frame);
 * torch.compile (``Generator.compile_synthesis``) of the 1024 px forward (``--compile all``: also
   batch 4 and forward+backward): compile time, speed against eager, difference from eager;
 * the issue's goals as PASS / FAIL: a 100-step optimisation edit at 1024 px under 3 s, a mapper or
@@ -35,7 +40,8 @@ Models are full size on seeded random weights (as in the single benchmarks). Rat
 time / our time (> 1: ours is faster); peak memory is the peak of allocated CUDA memory over the
 loaded models (``benchutil.PeakMemory``; on a CPU, sampled RSS in this one process). The tables
 go to stdout and, after every section, to ``--out``. ``--quick`` shrinks every setting (64 px
-generators, batches 1 and 2, a 3-step edit, two relevance layers) to check the script, not to
+generators, batches 1 and 2, a 3-step edit, two relevance layers, a 2-frame clip with a 10 px
+outer mask dilation) to check the script, not to
 measure: its goal verdicts are marked as such.
 """
 from __future__ import annotations
@@ -69,7 +75,7 @@ PEAKS = (
 GOAL_EDIT_100_S = 3.0
 GOAL_FAST_EDIT_S = 0.030
 GOAL_RELEVANCE_MIN = 15.0
-SECTIONS = ("generator", "optimize", "mapper", "global", "relevance", "e4e", "pti", "sliders", "compile")
+SECTIONS = ("generator", "optimize", "mapper", "global", "relevance", "e4e", "pti", "video", "sliders", "compile")
 GOAL_SLIDER_MS = 100.0
 
 
@@ -428,6 +434,25 @@ def section_pti(s: Settings, device, report: Report, peaks, results):
                  notes=["PTI reports about a minute per image for its 350-step tuning at 1024 px on a GPU."])
 
 
+def section_video(s: Settings, device, report: Report, peaks, results):
+    from bench_video import (DEFAULT_OUTER, PROJECTION_COLUMNS, REFERENCE_STAGES, STAGE_COLUMNS, STAGES, measure,
+                             projection_rows, stage_rows)
+
+    frames, outer = (2, 10) if s.quick else (4, DEFAULT_OUTER)
+    got = {}
+    for size in s.sizes:
+        for stage in STAGES:
+            for impl in (("reference", "ours") if stage in REFERENCE_STAGES else ("ours",)):
+                got[(stage, impl, size)] = guarded(measure, stage, impl, size, frames, s.step_repeats, device, outer)
+    results["video"] = got
+    report.table(f"Video (STIT): each stage per frame, a {frames}-frame 1920x1080 clip (bench_video.py)", STAGE_COLUMNS, stage_rows(got, s.sizes),
+                 notes=[f"Best of {s.step_repeats} after a warm-up; outer mask dilation {outer} px. Tuning: one update of the clip's generator "
+                        "per frame (STIT's settings); stitching: one step, and its per-frame setup + 100 steps projected. Paste-back runs on the "
+                        "CPU on both sides (the library pastes on the host)."])
+    report.table("Video: projected time per frame of the default pipeline", PROJECTION_COLUMNS, projection_rows(got, s.sizes),
+                 notes=["alignment + e4e + 300 tuning updates + masks + stitching setup + 100 stitching steps + paste-back."])
+
+
 def section_sliders(s: Settings, device, report: Report, peaks, results):
     from bench_sliders import measure
 
@@ -542,7 +567,7 @@ def main():
     start = time.perf_counter()
     results = {}
     sections = {"generator": section_generator, "optimize": section_optimize, "mapper": section_mapper, "global": section_global,
-                "relevance": section_relevance, "e4e": section_e4e, "pti": section_pti, "sliders": section_sliders, "compile": section_compile}
+                "relevance": section_relevance, "e4e": section_e4e, "pti": section_pti, "video": section_video, "sliders": section_sliders, "compile": section_compile}
     for key in SECTIONS:
         if (args.only and key not in args.only) or (key == "compile" and s.compile == "none"):
             continue

@@ -75,3 +75,26 @@ def test_goals_and_markdown():
     assert "FAIL (quick settings: not the goal's)" in quick.markdown()  # partial relevance is never a pass
     assert gpu_all.fmt_time(0.0123) == "12.3 ms" and gpu_all.fmt_time(2.5) == "2.50 s" and gpu_all.fmt_time(math.nan) == "—"
     assert gpu_all.fmt_ratio(3.0, 1.5) == "2.00" and gpu_all.fmt_ratio(math.nan, 1.0) == "—"
+
+
+def test_video_projection_and_tables():
+    import bench_video
+
+    def r(t, **extra):
+        return {"time": t, "peak_mb": 100.0, "first": 1.0, **extra}
+
+    results = {("align", "ours", 256): r(0.1), ("e4e", "reference", 256): r(0.4), ("e4e", "ours", 256): r(0.2),
+               ("tuning", "reference", 256): r(2.0), ("tuning", "ours", 256): r(1.0),
+               ("masks", "reference", 256): r(3.0), ("masks", "ours", 256): r(0.5),
+               ("stitch", "reference", 256): r(0.8, setup=1.0), ("stitch", "ours", 256): r(0.4, setup=0.5),
+               ("paste", "reference", 256): {"error": "ModuleNotFoundError: No module named 'cv2'"}, ("paste", "ours", 256): r(0.3)}
+    p = bench_video.projected(results, 256)
+    # 300 tuning updates per frame, stitching setup + 100 steps; align and (failed) paste: ours stands in
+    assert p["ours"] == pytest.approx(0.1 + 0.2 + 300 * 1.0 + 0.5 + 0.5 + 100 * 0.4 + 0.3)
+    assert p["reference"] == pytest.approx(0.1 + 0.4 + 300 * 2.0 + 3.0 + 1.0 + 100 * 0.8 + 0.3)
+    rows = bench_video.stage_rows(results, [256])
+    assert len(rows) == len(bench_video.STAGES) + 2 and all(len(row) == len(bench_video.STAGE_COLUMNS) for row in rows)
+    assert rows[2][4] == "2.00" and "agree" in rows[2][6]
+    assert "No module named 'cv2'" in rows[-1][6] and rows[-1][2] == "—"
+    proj = bench_video.projection_rows(results, [256])
+    assert proj[0][3] == f"{p['reference'] / p['ours']:.2f}" and "align, paste" in proj[0][5]
