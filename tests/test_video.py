@@ -200,3 +200,29 @@ def test_interruption_stops_and_keeps_the_input(chain):
     with torch.inference_mode(False), pytest.raises(KeyboardInterrupt):
         stitch_frames(chain["tuned"], frames, chain["where"], chain["crops"], chain["edited"], chain["parser"], StitchingSettings(steps=1), progress=progress)
     assert calls == [1, 2] and torch.equal(frames, before)
+
+
+def test_feathered_paste_mask_is_stits():
+    """STIT's paste_image_mask softens the full mask with cv2.erode (a (2r+1)^2 box, outside 0)
+    and cv2.GaussianBlur (the same width, sigma from the width): ours on float masks, against
+    OpenCV's on the same values (OpenCV comes with mediapipe; skipped without it)."""
+    cv2 = pytest.importorskip("cv2")
+    from styleclip_core.video.masks import dilation, feathered
+
+    rng = np.random.default_rng(3)
+    mask = np.zeros((96, 96), np.float32)
+    mask[20:80, 15:70] = 1
+    mask[50:60, 60:90] = rng.uniform(0.2, 1, (10, 30))
+    for r in (0, 3, 7, 25):
+        ours = feathered(torch.from_numpy(mask)[None, None], r)[0, 0].numpy()
+        if r == 0:
+            assert np.array_equal(ours, mask)
+            continue
+        k = 2 * r + 1
+        eroded = cv2.erode(mask, np.ones((k, k)), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        expected = cv2.GaussianBlur(eroded, (k, k), sigmaX=0)
+        assert np.abs(ours - expected).max() < 1e-5, r  # float32 sums of k weights
+    # the separable dilation is the square max filter
+    x = torch.from_numpy(rng.normal(size=(1, 2, 17, 23)).astype(np.float32))
+    square = torch.nn.functional.max_pool2d(x, 5, stride=1, padding=2)
+    assert torch.equal(dilation(x, 5), square)

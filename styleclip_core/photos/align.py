@@ -456,7 +456,16 @@ def paste_back(photos: torch.Tensor, faces: torch.Tensor, alignments: list[FaceA
         if al.image_size != (width, height):
             raise ValueError(f"paste back: face {i} was aligned from a {al.image_size[0]}x{al.image_size[1]} image, but the photo is {width}x{height}")
         inv = torch.from_numpy(al.image_to_aligned()).float()
-        ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32) + 0.5, torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij")
+        # only the pixels the square covers: outside it the mask is 0 (the photo stays)
+        corners = np.asarray(al.corners)
+        x0, y0 = (max(0, int(np.floor(v)) - 1) for v in corners.min(0))
+        x1, y1 = min(width, int(np.ceil(corners[:, 0].max())) + 1), min(height, int(np.ceil(corners[:, 1].max())) + 1)
+        result, m_full = photo[..., :3].clone(), torch.zeros(height, width)
+        if x1 <= x0 or y1 <= y0:
+            out.append(result)
+            masks.append(m_full)
+            continue
+        ys, xs = torch.meshgrid(torch.arange(y0, y1, dtype=torch.float32) + 0.5, torch.arange(x0, x1, dtype=torch.float32) + 0.5, indexing="ij")
         u = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
         v = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
         grid = torch.stack([2 * u - 1, 2 * v - 1], -1)[None]
@@ -471,6 +480,9 @@ def paste_back(photos: torch.Tensor, faces: torch.Tensor, alignments: list[FaceA
             user = mask[i if mask.shape[0] > 1 else 0][None, None].float()
             m = m * F.grid_sample(user, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0]
         m = m.clamp(0, 1)
-        out.append(photo[..., :3] + (warped - photo[..., :3]) * m[..., None])
-        masks.append(m)
+        region = result[y0:y1, x0:x1]
+        result[y0:y1, x0:x1] = region + (warped - region) * m[..., None]
+        m_full[y0:y1, x0:x1] = m
+        out.append(result)
+        masks.append(m_full)
     return torch.stack(out), torch.stack(masks)

@@ -18,8 +18,8 @@ paste mask (``utils/edit_utils.py``: ``paste_image_mask``).
   so the masks keep their proportions at any generator size.
 * ``feathered(full, radius)``: the paste mask softened as STIT's ``paste_image_mask`` does with
   ``radius = outer // 2``: eroded by a ``2r + 1`` box (outside counts as 0), then a Gaussian blur
-  of the same width with OpenCV's sigma for that width (``0.3 ((k - 1) / 2 - 1) + 0.8``); ``r``
-  scales with the crop size as the dilations do.
+  of the same width with OpenCV's kernel for that width (sigma ``0.3 ((k - 1) / 2 - 1) + 0.8``,
+  fixed tables up to 7); ``r`` scales with the crop size as the dilations do.
 """
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ def dilation(mask: torch.Tensor, size: int) -> torch.Tensor:
     """Grey-level dilation of ``[B, C, H, W]`` by a flat ``size`` x ``size`` square (size odd)."""
     if size % 2 != 1:
         raise ValueError(f"dilation window must be odd, found {size}")
-    return F.max_pool2d(mask, size, stride=1, padding=size // 2)
+    # a square's max is the max of the column maxes: two 1-D passes (k + k, not k^2, per pixel), the same values
+    r = size // 2
+    return F.max_pool2d(F.max_pool2d(mask, (size, 1), stride=1, padding=(r, 0)), (1, size), stride=1, padding=(0, r))
 
 
 def create_masks(border_pixels: int, mask: torch.Tensor, inner_dilation: int = 0, outer_dilation: int = 0,
@@ -81,9 +83,24 @@ def stitching_masks(crops: torch.Tensor, parser, outer_dilation: int = DEFAULT_O
     return tuple(F.interpolate(m, (size, size), mode="bilinear", align_corners=True) for m in masks)
 
 
+# getGaussianKernel's fixed kernels for the smallest widths when sigma is 0
+OPENCV_SMALL_KERNELS = {1: [1.0], 3: [0.25, 0.5, 0.25], 5: [0.0625, 0.25, 0.375, 0.25, 0.0625],
+                        7: [0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125]}
+
+
 def opencv_sigma(ksize: int) -> float:
     """OpenCV's Gaussian sigma for a kernel of ``ksize`` when sigma is given as 0 (getGaussianKernel)."""
     return 0.3 * ((ksize - 1) * 0.5 - 1) + 0.8
+
+
+def opencv_gaussian(ksize: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """The 1-D kernel of ``cv2.GaussianBlur(..., (ksize, ksize), sigmaX=0)``."""
+    if ksize in OPENCV_SMALL_KERNELS:
+        return torch.tensor(OPENCV_SMALL_KERNELS[ksize], dtype=dtype, device=device)
+    sigma = opencv_sigma(ksize)
+    t = torch.arange(ksize, dtype=torch.float64) - (ksize - 1) / 2
+    g = torch.exp(-t * t / (2 * sigma * sigma))
+    return (g / g.sum()).to(dtype=dtype, device=device)
 
 
 def feathered(full: torch.Tensor, radius: float) -> torch.Tensor:
@@ -93,11 +110,8 @@ def feathered(full: torch.Tensor, radius: float) -> torch.Tensor:
     if r <= 0:
         return full
     k = 2 * r + 1
-    eroded = -F.max_pool2d(F.pad(-full, (r, r, r, r), value=0.0), k, stride=1)  # outside counts as 0
-    sigma = opencv_sigma(k)
-    t = torch.arange(k, dtype=full.dtype, device=full.device) - r
-    g = torch.exp(-t * t / (2 * sigma * sigma))
-    g = g / g.sum()
+    eroded = -dilation(F.pad(-full, (r, r, r, r), value=0.0), k)[..., r:-r, r:-r]  # outside counts as 0
+    g = opencv_gaussian(k, full.dtype, full.device)
     # separable blur with OpenCV's default border (reflect-101)
     x = F.pad(eroded, (r, r, 0, 0), mode="reflect") if eroded.shape[-1] > r else F.pad(eroded, (r, r, 0, 0), mode="replicate")
     x = F.conv2d(x, g.view(1, 1, 1, k))
