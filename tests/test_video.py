@@ -140,7 +140,7 @@ def test_chain_outputs(chain):
 
 
 def test_stitching_lowers_the_seam_error(comfy, chain):
-    from styleclip_core.video.frames import MaskSettings, stitch_frames
+    from styleclip_core.video.frames import stitch_frames
     from styleclip_core.video.stitching import StitchingSettings
 
     with torch.inference_mode(False):

@@ -136,6 +136,33 @@ def points_problem(points: FacePoints, width: int, height: int) -> str | None:
     return None
 
 
+def shrink_and_crop(img: Image.Image, quad: np.ndarray, qsize: float, output_size: int):
+    """The FFHQ recipe's first two steps (shared by e4e's, FFHQ's and STIT's crops): shrink the
+    photo by ``floor(qsize / output_size / 2)`` when that is above 1 (Lanczos), then crop it to the
+    quad's bounding box plus ``max(rint(0.1 qsize), 3)``. Returns the image, the quad and qsize in
+    its coordinates, the photo pixels per image pixel (``scale``), the image's origin in shrunk photo
+    coordinates (``offset``) and the border."""
+    width, height = img.size
+    quad = np.array(quad, dtype=np.float64)
+    scale = np.array([1.0, 1.0])
+    offset = np.array([0.0, 0.0])
+    shrink = int(np.floor(qsize / output_size * 0.5))
+    if shrink > 1:
+        rsize = (int(np.rint(float(img.size[0]) / shrink)), int(np.rint(float(img.size[1]) / shrink)))
+        img = img.resize(rsize, Image.Resampling.LANCZOS)
+        scale = np.array([width / rsize[0], height / rsize[1]])
+        quad /= shrink
+        qsize /= shrink
+    border = max(int(np.rint(qsize * 0.1)), 3)
+    crop = (int(np.floor(min(quad[:, 0]))), int(np.floor(min(quad[:, 1]))), int(np.ceil(max(quad[:, 0]))), int(np.ceil(max(quad[:, 1]))))
+    crop = (max(crop[0] - border, 0), max(crop[1] - border, 0), min(crop[2] + border, img.size[0]), min(crop[3] + border, img.size[1]))
+    if crop[2] - crop[0] < img.size[0] or crop[3] - crop[1] < img.size[1]:
+        img = img.crop(crop)
+        quad -= crop[0:2]
+        offset += crop[0:2]
+    return img, quad, qsize, scale, offset, border
+
+
 def align_face(image, points: FacePoints, output_size: int = 256) -> tuple[np.ndarray, FaceAlignment]:
     """Aligned crop (uint8 [S, S, 3]) of the face at ``points`` in ``image`` (PIL or uint8 [H, W, 3]),
     exactly as e4e's ``align_face`` (S = 256) or the FFHQ script (S = 1024) crops it."""
@@ -148,26 +175,7 @@ def align_face(image, points: FacePoints, output_size: int = 256) -> tuple[np.nd
     if problem:
         raise ValueError(f"points: {problem}")
     quad, qsize = ffhq_quad(points)
-    scale = np.array([1.0, 1.0])  # photo coordinates per working-image coordinate
-    offset = np.array([0.0, 0.0])  # working-image origin in (shrunk) photo coordinates
-
-    # Shrink.
-    shrink = int(np.floor(qsize / output_size * 0.5))
-    if shrink > 1:
-        rsize = (int(np.rint(float(img.size[0]) / shrink)), int(np.rint(float(img.size[1]) / shrink)))
-        img = img.resize(rsize, Image.Resampling.LANCZOS)
-        scale = np.array([width / rsize[0], height / rsize[1]])
-        quad /= shrink
-        qsize /= shrink
-
-    # Crop.
-    border = max(int(np.rint(qsize * 0.1)), 3)
-    crop = (int(np.floor(min(quad[:, 0]))), int(np.floor(min(quad[:, 1]))), int(np.ceil(max(quad[:, 0]))), int(np.ceil(max(quad[:, 1]))))
-    crop = (max(crop[0] - border, 0), max(crop[1] - border, 0), min(crop[2] + border, img.size[0]), min(crop[3] + border, img.size[1]))
-    if crop[2] - crop[0] < img.size[0] or crop[3] - crop[1] < img.size[1]:
-        img = img.crop(crop)
-        quad -= crop[0:2]
-        offset += crop[0:2]
+    img, quad, qsize, scale, offset, border = shrink_and_crop(img, quad, qsize, output_size)
 
     # Pad: reflect the photo past its edges, blurred and faded toward its median colour.
     pad = (int(np.floor(min(quad[:, 0]))), int(np.floor(min(quad[:, 1]))), int(np.ceil(max(quad[:, 0]))), int(np.ceil(max(quad[:, 1]))))

@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter1d
 
-from ..photos.align import FaceAlignment, FacePoints, points_problem, to_uint8
+from ..photos.align import FaceAlignment, FacePoints, points_problem, shrink_and_crop, to_uint8
 from ..progress import Progress
 from ..values import called, check_finite
 
@@ -87,19 +87,7 @@ def crop_quad(image: Image.Image, quad: np.ndarray, output_size: int) -> np.ndar
     """STIT's ``crop_image`` (no padding) at ``CROP_SIZE``, resized to ``output_size`` when smaller: uint8 ``[S, S, 3]``."""
     quad = np.array(quad, dtype=np.float64)
     qsize = np.hypot(*(quad[3] - quad[1]) / 2) * 2
-    img = image
-    shrink = int(np.floor(qsize / CROP_SIZE * 0.5))
-    if shrink > 1:
-        rsize = (int(np.rint(float(img.size[0]) / shrink)), int(np.rint(float(img.size[1]) / shrink)))
-        img = img.resize(rsize, Image.Resampling.LANCZOS)
-        quad /= shrink
-        qsize /= shrink
-    border = max(int(np.rint(qsize * 0.1)), 3)
-    crop = (int(np.floor(min(quad[:, 0]))), int(np.floor(min(quad[:, 1]))), int(np.ceil(max(quad[:, 0]))), int(np.ceil(max(quad[:, 1]))))
-    crop = (max(crop[0] - border, 0), max(crop[1] - border, 0), min(crop[2] + border, img.size[0]), min(crop[3] + border, img.size[1]))
-    if crop[2] - crop[0] < img.size[0] or crop[3] - crop[1] < img.size[1]:
-        img = img.crop(crop)
-        quad -= crop[0:2]
+    img, quad, qsize, *_ = shrink_and_crop(image, quad, qsize, CROP_SIZE)  # no padding: STIT's enable_padding is False
     img = img.transform((CROP_SIZE, CROP_SIZE), Image.Transform.QUAD, tuple((quad + 0.5).flatten()), Image.Resampling.BILINEAR)
     if output_size < CROP_SIZE:
         img = img.resize((output_size, output_size), Image.Resampling.LANCZOS)
