@@ -29,6 +29,8 @@ PACK_NODE_IDS = frozenset({
     "StyleCLIP_LoadLPIPS", "StyleCLIP_ProjectLatents", "StyleCLIP_PivotalTuning", "StyleCLIP_SaveGenerator",  # inversion_nodes
     "StyleCLIP_EditMetrics",  # metrics_nodes
     "StyleCLIP_EditSliders", "StyleCLIP_MapperDirection",  # slider_nodes
+    "StyleCLIP_ExampleClip", "StyleCLIP_AlignVideoFaces", "StyleCLIP_InvertFrames", "StyleCLIP_TuneOnClip", "StyleCLIP_EditFrames",
+    "StyleCLIP_StitchAndPasteBack", "StyleCLIP_VideoConsistency",  # video_nodes
 })
 
 # ---- thread count ------------------------------------------------------------------------------

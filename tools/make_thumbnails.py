@@ -49,7 +49,7 @@ TEMPLATES = {
     "15_sliders_sefa": ("Sliders: SeFa components", "Three closed-form directions on live sliders, and a strip of one to pick a strength."),
     "16_sliders_preset_reload": ("Sliders: a preset reloaded", "Workflow 14's saved slider values applied by name to new faces."),
     "13_compare_e4e_pti": ("e4e alone vs e4e + PTI", "Reconstructions side by side, scored by Edit Metrics (identity, LPIPS, PSNR)."),
-    "17_video_edit_example_clip": ("Edit a face through a video", "STIT on the Example Clip: smoothed crops, one tuned generator, the edit stitched into every frame."),
+    "17_video_edit_example_clip": ("Edit a face through a video", "STIT on the Example Clip: smoothed crops, one tuned generator, stitched edits."),
     "18_video_edit_your_clip": ("Edit your own video", "Workflow 17's chain from core Load Video to Save Video, at the clip's frame rate."),
 }
 
