@@ -21,7 +21,8 @@ from styleclip_core.formats.nvidia_pickle import ada_to_rosinality
 from styleclip_core.models.generator import Generator
 from styleclip_core.models.latents import Latents
 from styleclip_core.photos.align import FacePoints
-from styleclip_core.video.alignment import crop_axes, perspective_coefficients, smoothed_quads
+from styleclip_core.photos.align import crop_axes
+from styleclip_core.video.alignment import perspective_coefficients, smoothed_quads
 from styleclip_core.video.masks import create_masks, dilation, stitching_masks
 from styleclip_core.video.stitching import StitchingSettings, masked_distance, stitch
 

@@ -8,7 +8,8 @@ import torch
 
 import synthetic_face as sf
 from styleclip_core.photos.align import FacePoints
-from styleclip_core.video.alignment import align_video, crop_axes, smoothed_quads
+from styleclip_core.photos.align import crop_axes
+from styleclip_core.video.alignment import align_video, smoothed_quads
 from styleclip_core.video.consistency import temporal_change
 from styleclip_core.video.frames import smooth_latents
 from styleclip_core.video.keyframes import parse_keyframes, strengths

@@ -122,8 +122,7 @@ class LatentOptimizer:
         return parts
 
     def result(self) -> OptimizeResult:
-        latents = self._current().detach()
-        latents = Latents(w_plus=latents.w_plus.clone()) if latents.w_plus is not None else Latents(styles=[s.clone() for s in latents.styles])
+        latents = self._current().detach().clone()
         with torch.no_grad():
             images = self._render(latents)
         return OptimizeResult(latents, images, self.context.original_image, self.history, self.lrs)

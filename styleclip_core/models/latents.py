@@ -66,6 +66,11 @@ class Latents:
             return Latents(w_plus=self.w_plus.detach())
         return Latents(styles=[s.detach() for s in self.styles])
 
+    def clone(self) -> "Latents":
+        if self.w_plus is not None:
+            return Latents(w_plus=self.w_plus.clone())
+        return Latents(styles=[s.clone() for s in self.styles])
+
     @staticmethod
     def cat(items: list["Latents"]) -> "Latents":
         if len({i.space for i in items}) != 1:

@@ -58,9 +58,9 @@ class FacePoints:
         return FacePoints(self.eye_right, self.eye_left, self.mouth_right, self.mouth_left)
 
 
-def ffhq_quad(points: FacePoints) -> tuple[np.ndarray, float]:
-    """The oriented crop square (corners top-left, bottom-left, bottom-right, top-right, in pixel
-    indices) and its side length, from eye and mouth points (FFHQ's ``recreate_aligned_images``)."""
+def crop_axes(points: FacePoints, scale: float = 1.0) -> np.ndarray:
+    """``[3, 2]``: the centre ``c`` and half-axes ``x``, ``y`` of the oriented crop square from eye and
+    mouth points (FFHQ's ``recreate_aligned_images``; STIT's ``compute_transform`` adds ``scale``)."""
     eye_left, eye_right, mouth_left, mouth_right = points.array()
     eye_avg = (eye_left + eye_right) * 0.5
     eye_to_eye = eye_right - eye_left
@@ -69,9 +69,23 @@ def ffhq_quad(points: FacePoints) -> tuple[np.ndarray, float]:
     x = eye_to_eye - np.flipud(eye_to_mouth) * [-1, 1]
     x /= np.hypot(*x)
     x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
+    x *= scale
     y = np.flipud(x) * [-1, 1]
     c = eye_avg + eye_to_mouth * 0.1
-    return np.stack([c - x - y, c - x + y, c + x + y, c + x - y]), float(np.hypot(*x) * 2)
+    return np.stack([c, x, y])
+
+
+def quad_from_axes(c: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Corners top-left, bottom-left, bottom-right, top-right (``[..., 4, 2]``) of the crop with
+    centre ``c`` and half-axes ``x``, ``y`` (each ``[..., 2]``)."""
+    return np.stack([c - x - y, c - x + y, c + x + y, c + x - y], axis=-2)
+
+
+def ffhq_quad(points: FacePoints) -> tuple[np.ndarray, float]:
+    """The oriented crop square (corners top-left, bottom-left, bottom-right, top-right, in pixel
+    indices) and its side length, from eye and mouth points (FFHQ's ``recreate_aligned_images``)."""
+    c, x, y = crop_axes(points)
+    return quad_from_axes(c, x, y), float(np.hypot(*x) * 2)
 
 
 @dataclass(frozen=True)
@@ -267,16 +281,25 @@ def largest(faces: list[FacePoints]) -> FacePoints:
     return max(faces, key=lambda f: ffhq_quad(f)[1])
 
 
+def detect_each(detector, images: torch.Tensor, progress=None) -> list[FacePoints | None]:
+    """The largest face of every image (``detector.detect(uint8 [H, W, 3]) -> [FacePoints]``), None
+    where there is none; one image converted at a time (a clip's frames can take gigabytes)."""
+    found = []
+    for i in range(images.shape[0]):
+        faces = detector.detect(to_uint8(images[i: i + 1])[0])
+        found.append(largest(faces) if faces else None)
+        if progress is not None:
+            progress(i + 1, images.shape[0], None)
+    return found
+
+
 def detect_points(detector, images: torch.Tensor) -> list[FacePoints]:
-    """The largest face of every image, found by ``detector.detect(uint8 [H, W, 3]) -> [FacePoints]``."""
-    out = []
-    pixels = to_uint8(images)
-    for i, rgb in enumerate(pixels):
-        faces = detector.detect(rgb)
-        if not faces:
-            raise FaceNotFoundError(f"no face found in image {i} of the batch (images count from 0; {len(pixels)} in the batch)")
-        out.append(largest(faces))
-    return out
+    """The largest face of every image; an image without one is an error naming it."""
+    found = detect_each(detector, images)
+    for i, points in enumerate(found):
+        if points is None:
+            raise FaceNotFoundError(f"no face found in image {i} of the batch (images count from 0; {len(found)} in the batch)")
+    return found
 
 
 # MediaPipe face mesh indices of dlib's eye contours (36-41, 42-47: corner, upper lid, corner,

@@ -3,7 +3,7 @@ fac087f: ``compute_transform``, ``crop_faces``, ``crop_image``, ``calc_alignment
 SPEC section 16.1.
 
 Per frame, the FFHQ crop is an oriented square given by its centre ``c`` and two half-axis
-vectors ``x`` and ``y`` (from the eye centres and mouth corners, as ``photos.align.ffhq_quad``)::
+vectors ``x`` and ``y`` (from the eye centres and mouth corners, as ``photos.align.crop_axes``)::
 
     ee = eye_right - eye_left,  em = mouth_avg - eye_avg
     x  = normalise(ee_x + em_y, ee_y - em_x) * max(2 |ee|, 1.8 |em|) * scale
@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter1d
 
-from ..photos.align import FaceAlignment, FacePoints, points_problem, shrink_and_crop, to_uint8
+from ..photos.align import FaceAlignment, FacePoints, crop_axes, points_problem, quad_from_axes, shrink_and_crop, to_uint8
 from ..progress import Progress
 from ..values import called, check_finite
 
@@ -40,23 +40,8 @@ CROP_SIZE = 1024  # STIT crops at 1024 (train.py's hard-coded image_size)
 DEFAULT_CENTER_SIGMA, DEFAULT_XY_SIGMA = 1.0, 3.0  # train.py's defaults
 
 
-def crop_axes(points: FacePoints, scale: float = 1.0) -> np.ndarray:
-    """``[3, 2]``: the crop's centre ``c`` and half-axes ``x``, ``y`` (STIT's ``compute_transform``)."""
-    eye_left, eye_right, mouth_left, mouth_right = points.array()
-    eye_avg = (eye_left + eye_right) * 0.5
-    eye_to_eye = eye_right - eye_left
-    eye_to_mouth = (mouth_left + mouth_right) * 0.5 - eye_avg
-    x = eye_to_eye - np.flipud(eye_to_mouth) * [-1, 1]
-    x /= np.hypot(*x)
-    x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
-    x *= scale
-    y = np.flipud(x) * [-1, 1]
-    c = eye_avg + eye_to_mouth * 0.1
-    return np.stack([c, x, y])
-
-
 def smoothed_quads(axes: np.ndarray, center_sigma: float = DEFAULT_CENTER_SIGMA, xy_sigma: float = DEFAULT_XY_SIGMA) -> np.ndarray:
-    """``axes`` ``[T, 3, 2]`` (``crop_axes`` per frame) -> quads ``[T, 4, 2]`` (float64, pixel indices)."""
+    """``axes`` ``[T, 3, 2]`` (``photos.align.crop_axes`` per frame) -> quads ``[T, 4, 2]`` (float64, pixel indices)."""
     axes = np.asarray(axes, dtype=np.float64)
     c, x, y = axes[:, 0], axes[:, 1], axes[:, 2]
     if center_sigma < 0 or xy_sigma < 0:
@@ -66,7 +51,7 @@ def smoothed_quads(axes: np.ndarray, center_sigma: float = DEFAULT_CENTER_SIGMA,
     if xy_sigma != 0:
         x = gaussian_filter1d(x, sigma=xy_sigma, axis=0)
         y = gaussian_filter1d(y, sigma=xy_sigma, axis=0)
-    return np.stack([c - x - y, c - x + y, c + x + y, c + x - y], axis=1)
+    return quad_from_axes(c, x, y)
 
 
 def perspective_coefficients(quad: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
@@ -161,15 +146,3 @@ def align_video(frames: torch.Tensor, points: list[FacePoints | None], output_si
     missing = tuple(i for i in range(frames.shape[0]) if points[i] is None)
     return crops, VideoAlignment(frames.shape[0], (width, height), output_size, tuple(found), alignments, quads, missing, settings)
 
-
-def detect_frames(detector, frames: torch.Tensor, progress: Progress | None = None) -> list[FacePoints | None]:
-    """The largest face of every frame (``detector.detect(uint8 [H, W, 3]) -> [FacePoints]``), None where there is none."""
-    from ..photos.align import largest
-
-    found = []
-    for i in range(frames.shape[0]):
-        faces = detector.detect(to_uint8(frames[i: i + 1])[0])
-        found.append(largest(faces) if faces else None)
-        if progress is not None:
-            progress(i + 1, frames.shape[0], None)
-    return found

@@ -52,17 +52,11 @@ def smooth_latents(latents: Latents, sigma: float) -> Latents:
     return Latents(styles=[smooth(s) for s in latents.styles])
 
 
-def concat_latents(parts: list[Latents]) -> Latents:
-    if parts[0].w_plus is not None:
-        return Latents(w_plus=torch.cat([p.w_plus for p in parts]))
-    return Latents(styles=[torch.cat(layer) for layer in zip(*(p.styles for p in parts))])
-
-
 def edit_frames(g: Generator, latents: Latents, direction: Direction, strengths: np.ndarray, names: dict[str, str] | None = None) -> Latents:
     """``code_i + strengths[i] * direction`` for every frame's code (W+ when both are W/W+, else StyleSpace)."""
     if len(strengths) != latents.batch_size:
         raise ValueError(f"{called(names, 'strengths')}: {len(strengths)} strengths for {latents.batch_size} frames")
-    return concat_latents([direction.apply(g, latents.slice(i, i + 1), [float(a)], names)[0] for i, a in enumerate(strengths)])
+    return Latents.cat([direction.apply(g, latents.slice(i, i + 1), [float(a)], names)[0] for i, a in enumerate(strengths)])
 
 
 @dataclass

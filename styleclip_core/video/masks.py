@@ -26,10 +26,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..models.face_parser import MEAN, STD  # ImageNet's, as face-parsing.PyTorch
+
 PARSER_SIZE = 512  # calc_masks parses at 512 ...
 STIT_CROP = 1024  # ... crops of 1024
 BACKGROUND_CLASSES = (0, 16, 18)  # background, cloth, hat (CelebAMask-HQ indices, SPEC 14.3)
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 DEFAULT_OUTER, DEFAULT_INNER = 50, 0  # --outer_mask_dilation, --inner_mask_dilation
 
 
@@ -61,7 +62,7 @@ def foreground(crops: torch.Tensor, parser) -> torch.Tensor:
     """``[B, 1, 512, 512]`` in {0, 1}: the face-parsing foreground of crops ``[B, 3, S, S]`` in [-1, 1]."""
     x = F.interpolate(crops, (PARSER_SIZE, PARSER_SIZE), mode="nearest")
     x = (x.clip(-1, 1) + 1) / 2
-    x = (x - x.new_tensor(IMAGENET_MEAN)[:, None, None]) / x.new_tensor(IMAGENET_STD)[:, None, None]
+    x = (x - x.new_tensor(MEAN)[:, None, None]) / x.new_tensor(STD)[:, None, None]
     logits = parser(x)
     classes = (logits[0] if isinstance(logits, (tuple, list)) else logits).argmax(dim=1, keepdim=True)
     keep = torch.ones_like(classes, dtype=torch.bool)

@@ -67,11 +67,6 @@ class Stitched:
     history: list[dict[str, float]] = field(default_factory=list)  # per forward: border, content, total
 
 
-def _render(g: Generator, latent: Latents) -> torch.Tensor:
-    styles = g.styles(latent.w_plus) if latent.w_plus is not None else list(latent.styles)
-    return g.synthesis(styles)
-
-
 def stitch(g: Generator, latent: Latents, crop: torch.Tensor, edited: torch.Tensor, border: torch.Tensor, content: torch.Tensor,
            settings: StitchingSettings | None = None) -> Stitched:
     """Tune a copy of ``g`` at the fixed code ``latent`` (one face, W+ or StyleSpace) so that its
@@ -82,14 +77,13 @@ def stitch(g: Generator, latent: Latents, crop: torch.Tensor, edited: torch.Tens
     s = (settings or StitchingSettings()).check()
     device = g.w_avg.device
     # copies: codes a node made under torch.inference_mode cannot enter autograd's graph
-    latent = latent.to(device).detach()
-    latent = Latents(w_plus=latent.w_plus.clone()) if latent.w_plus is not None else Latents(styles=[x.clone() for x in latent.styles])
+    latent = latent.to(device).detach().clone()
     crop, edited, border, content = (t.detach().clone().to(device, torch.float32) for t in (crop, edited, border, content))
     tuned = g.copy().requires_grad_(True)
     optimizer = torch.optim.Adam(tuned.parameters(), lr=s.learning_rate)
     history, applied = [], 0
     for _ in range(s.steps):
-        image = _render(tuned, latent)
+        image = tuned.synthesis(latent.to_styles(tuned))
         border_loss = masked_distance(image, crop, border, s.loss == "l2")
         content_loss = masked_distance(image, edited, content, s.loss == "l2")
         loss = border_loss + s.content_weight * content_loss
@@ -101,5 +95,5 @@ def stitch(g: Generator, latent: Latents, crop: torch.Tensor, edited: torch.Tens
         optimizer.step()
         applied += 1
     with torch.no_grad():
-        image = _render(tuned, latent)
+        image = tuned.synthesis(latent.to_styles(tuned))
     return Stitched(image.detach(), applied, history)
