@@ -82,6 +82,19 @@ class ProjectLatents(io.ComfyNode):
         return io.NodeOutput(result.latents, to_unit_range(rendered))
 
 
+def tuning_outputs(generator, lpips, latents, images, settings: TuningSettings, seed: int = 0, names: dict[str, str] | None = None) -> io.NodeOutput:
+    """Pivotal Tuning's and Tune on Clip's run and outputs: the tuned generator (handed to ComfyUI's
+    model management), the pivots, their reconstruction, the summary line."""
+    use(generator, lpips)
+    with gradient_capable():
+        result = pivotal_tuning(generator, latents, photos_at(images, generator.size), lpips, settings, seed, NodeProgress(settings.steps), names=names)
+        tuned = managed(result.generator)
+        use(tuned)
+        rendered = render(tuned, result.latents)
+    info = result.summary()
+    return io.NodeOutput(tuned, result.latents, to_unit_range(rendered), info, ui={"text": (info,)})
+
+
 class PivotalTuning(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -116,16 +129,9 @@ class PivotalTuning(io.ComfyNode):
     @classmethod
     def execute(cls, generator, lpips, latents, images, steps, learning_rate, lpips_threshold, l2_weight, lpips_weight, locality_regularization,
                 seed) -> io.NodeOutput:
-        use(generator, lpips)
         settings = TuningSettings(steps=steps, learning_rate=learning_rate, lpips_threshold=lpips_threshold, l2_weight=l2_weight,
                                   lpips_weight=lpips_weight, locality=locality_regularization)
-        with gradient_capable():
-            result = pivotal_tuning(generator, latents, photos_at(images, generator.size), lpips, settings, seed, NodeProgress(steps))
-            tuned = managed(result.generator)
-            use(tuned)
-            rendered = render(tuned, result.latents)
-        info = result.summary()
-        return io.NodeOutput(tuned, result.latents, to_unit_range(rendered), info, ui={"text": (info,)})
+        return tuning_outputs(generator, lpips, latents, images, settings, seed)
 
 
 class SaveGenerator(io.ComfyNode):

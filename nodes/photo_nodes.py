@@ -93,6 +93,13 @@ def _fallback_task_model() -> str | None:
     return folder_paths.get_full_path("mediapipe", name) if name else None
 
 
+def landmark_detector(landmarks: str):
+    """The face detector of a landmarks dropdown entry (the built-in face mesh or a .task file), to use in a ``with``."""
+    if landmarks == BUILT_IN:
+        return align.builtin_detector(_fallback_task_model())
+    return align.MediaPipeLandmarker(folder_paths.get_full_path_or_raise("mediapipe", landmarks))
+
+
 class ExamplePortrait(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -153,11 +160,8 @@ class AlignFaces(io.ComfyNode):
             face_points = None
         elif landmarks == POINTS:
             face_points = align.parse_points(points, images.shape[0])
-        elif landmarks == BUILT_IN:
-            with align.builtin_detector(_fallback_task_model()) as detector:
-                face_points = align.detect_points(detector, images)
         else:
-            with align.MediaPipeLandmarker(folder_paths.get_full_path_or_raise("mediapipe", landmarks)) as detector:
+            with landmark_detector(landmarks) as detector:
                 face_points = align.detect_points(detector, images)
         aligned, alignments = align.align_faces(images, face_points, int(output_size), names={"images": "images", "points": "points"})
         return io.NodeOutput(aligned, alignments)

@@ -5,23 +5,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import folder_paths
 import torch
 from comfy_api.latest import io
 
 from ..styleclip_core.models.e4e import invert
 from ..styleclip_core.models.latents import Latents
-from ..styleclip_core.models.render import photos_at, render, to_unit_range
 from ..styleclip_core.photos import align
-from ..styleclip_core.photos.pivotal_tuning import pivotal_tuning
 from ..styleclip_core.video import alignment as video_alignment
 from ..styleclip_core.video.consistency import clip_consistency
 from ..styleclip_core.video.frames import CLIP_TUNING, MaskSettings, edit_frames, smooth_latents, stitch_frames
 from ..styleclip_core.video.keyframes import parse_keyframes, strengths
 from ..styleclip_core.video.stitching import StitchingSettings
-from .common import (CATEGORY, E4E, ArcFace, Direction, FaceParser, Generator, Latent, Lpips, NodeProgress, gradient_capable, managed,
+from .common import (CATEGORY, E4E, ArcFace, Direction, FaceParser, Generator, Latent, Lpips, NodeProgress, gradient_capable,
                      show_text, use)
-from .photo_nodes import ALREADY_ALIGNED, BUILT_IN, POINTS, _fallback_task_model, _landmark_options
+from .inversion_nodes import tuning_outputs
+from .photo_nodes import ALREADY_ALIGNED, BUILT_IN, POINTS, _landmark_options, landmark_detector
 
 VideoAlignment = io.Custom("SCLIP_VIDEO_ALIGNMENT")  # styleclip_core.video.alignment.VideoAlignment
 VIDEO = CATEGORY + "/video"
@@ -89,12 +87,9 @@ class AlignVideoFaces(io.ComfyNode):
         n = frames.shape[0]
         if landmarks == POINTS:
             found = align.parse_points(points, n)
-        elif landmarks == BUILT_IN:
-            with align.builtin_detector(_fallback_task_model()) as detector:
-                found = video_alignment.detect_frames(detector, frames, NodeProgress(n))
         else:
-            with align.MediaPipeLandmarker(folder_paths.get_full_path_or_raise("mediapipe", landmarks)) as detector:
-                found = video_alignment.detect_frames(detector, frames, NodeProgress(n))
+            with landmark_detector(landmarks) as detector:
+                found = align.detect_each(detector, frames, NodeProgress(n))
         missing = [i for i, p in enumerate(found) if p is None]
         if missing and no_face == STOP:
             raise align.FaceNotFoundError(f"no face found in frames {missing} of {n} (frames count from 0); set no_face to '{PASS_THROUGH}' to keep them unedited")
@@ -160,16 +155,8 @@ class TuneOnClip(io.ComfyNode):
 
     @classmethod
     def execute(cls, generator, lpips, latents, crops, steps, learning_rate, l2_weight, lpips_weight) -> io.NodeOutput:
-        use(generator, lpips)
         settings = replace(CLIP_TUNING, steps=steps, learning_rate=learning_rate, l2_weight=l2_weight, lpips_weight=lpips_weight)
-        with gradient_capable():
-            result = pivotal_tuning(generator, latents, photos_at(crops, generator.size), lpips, settings, 0, NodeProgress(steps),
-                                    names={"latents": "latents", "images": "crops"})
-            tuned = managed(result.generator)
-            use(tuned)
-            rendered = render(tuned, result.latents)
-        info = result.summary()
-        return io.NodeOutput(tuned, result.latents, to_unit_range(rendered), info, ui={"text": (info,)})
+        return tuning_outputs(generator, lpips, latents, crops, settings, names={"latents": "latents", "images": "crops"})
 
 
 class EditFrames(io.ComfyNode):

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, skip_without_photo_deps
+from example_video import EXAMPLE_CLIP_FILE
 
 WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))
 W_PLUS = (10, 64)  # rows and width of the tiny stand-in generator's W+ (e4e's bundled one too)
@@ -167,7 +168,7 @@ def test_workflow_runs_and_saves(comfy, path, monkeypatch):
     # a new user's input folder holds no image of ours: the photo workflows start from Example Portrait
     assert "LoadImage" not in {n["type"] for n in workflow["nodes"]}
     expected = SAVED[os.path.basename(path)]
-    if expected.get("needs_video") and not os.path.exists(os.path.join(comfy.folder_paths.get_input_directory(), "styleclip_example_clip.mp4")):
+    if expected.get("needs_video") and not os.path.exists(os.path.join(comfy.folder_paths.get_input_directory(), EXAMPLE_CLIP_FILE)):
         pytest.skip("PyAV (av) is not installed: the clip for Load Video was not written (the test install has it)")
     info = comfy.harness.object_info(comfy.nodes)
     if expected.get("needs"):  # a preset another workflow saves: run that one first when this test runs alone
