@@ -65,12 +65,12 @@ ROW_GAP = 40  # between one node's bottom and the next one's title bar
 PREVIEW_MIN_HEIGHT = 220
 FREE_BELOW = 240
 TOP = 60
-# Node types that show an image on the canvas: Load Image (the chosen file), output nodes whose
+# Node types that show an image on the canvas: Load Image and Load Video (the chosen file), output nodes whose
 # result is images, and pack nodes whose progress bar sends a preview (NodeProgress with an image:
 # rendering, optimising, training, computing channel relevance). tests/test_workflows.py checks
 # the list against what runs show.
 IMAGE_NODES = frozenset({
-    "LoadImage", "SaveImage", "PreviewImage",
+    "LoadImage", "LoadVideo", "SaveImage", "PreviewImage",
     "StyleCLIP_Synthesize", "StyleCLIP_OptimizeLatents", "StyleCLIP_TrainMapper", "StyleCLIP_ChannelRelevance",
     "StyleCLIP_ProjectLatents", "StyleCLIP_PivotalTuning", "StyleCLIP_EditSliders",
     "StyleCLIP_TuneOnClip", "StyleCLIP_StitchAndPasteBack", "SaveVideo",
