@@ -31,7 +31,8 @@ class LoadCLIP(io.ComfyNode):
                 io.Combo.Input(
                     "image_preprocessing", options=list(PREPROCESSING), default=PREPROCESSING[0],
                     tooltip="'styleclip': as the StyleCLIP reference (box resize to CLIP's input size, the [-1, 1] image without CLIP's "
-                    "mean/std normalisation). 'normalized': the same resize, then mapped to [0, 1] and normalised with CLIP's mean/std, as CLIP was trained.",
+                    "mean/std normalisation). 'normalized': the same resize, then mapped to [0, 1] and normalised with CLIP's mean/std, as CLIP was trained. "
+                    "'nada': StyleGAN-NADA's (bicubic resize and centre crop, CLIP's mean/std); Train Domain always uses it.",
                 ),
             ],
             outputs=[

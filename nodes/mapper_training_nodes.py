@@ -6,7 +6,8 @@ import os
 import folder_paths
 from comfy_api.latest import io
 
-from ..styleclip_core.edits.mapper_training import OPTIMIZERS, TrainingOptions, checkpoint_path, train_mapper
+from ..styleclip_core.edits.mapper_training import OPTIMIZERS, TrainingOptions, train_mapper
+from ..styleclip_core.edits.training_checkpoints import checkpoint_path
 from ..styleclip_core.models.latents import sample_latents
 from ..styleclip_core.models.mapper import MAPPER_TYPES
 from .common import CATEGORY, Generator, Latent, Loss, Mapper, NodeProgress, gradient_capable, managed, show_text, use

@@ -161,7 +161,8 @@ def _exit_on_sigterm():
 def add_train_mapper_arguments(parser):
     import torch
 
-    from .edits.mapper_training import IF_EXISTS, OPTIMIZERS, TrainingOptions
+    from .edits.mapper_training import OPTIMIZERS, TrainingOptions
+    from .edits.training_checkpoints import IF_EXISTS
     from .models.mapper import MAPPER_TYPES
 
     d = TrainingOptions()
@@ -205,7 +206,8 @@ def train_mapper_command(args) -> int:
 
     from . import distributed
     from .edits import losses
-    from .edits.mapper_training import TrainingOptions, checkpoint_path, train_mapper
+    from .edits.mapper_training import TrainingOptions, train_mapper
+    from .edits.training_checkpoints import checkpoint_path
     from .formats.arcface_files import load_arcface
     from .formats.clip_files import load_clip
     from .formats.generator_files import load_generator

@@ -41,24 +41,23 @@ import numpy as np
 import torch
 
 from .. import distributed
-from ..formats.files import read_safetensors, tensors_fingerprint
+from ..formats.files import TRAINING_PREFIX, read_safetensors, tensors_fingerprint
 from ..formats.generator_files import generator_fingerprint
 from ..formats.mapper_files import load_mapper, save_mapper
 from ..models.generator import Generator
 from ..models.latents import Latents
-from ..models.mapper import MAPPER_TYPES, TRAINING_PREFIX, LatentMapper, build_mapper
+from ..models.mapper import MAPPER_TYPES, LatentMapper, build_mapper
+from .training_checkpoints import check_free, load_optimizer_state, optimizer_state
 from ..progress import Progress
 from .losses import ClipLoss, DirectionalClipLoss, EditContext, LossSet
 
 logger = logging.getLogger("styleclip_core.mapper_training")
 
 OPTIMIZERS = ("ranger", "adam")
-IF_EXISTS = ("number", "resume", "overwrite")
 # 2: the training codes and generator are identified by the library's one fingerprint
 # (formats.files); format 1 checkpoints used another hash, so resuming one cannot check them.
 TRAINING_FORMAT = 2
 RESUMABLE_FORMATS = (1, 2)
-_OPT = "optimizer."  # under TRAINING_PREFIX
 
 
 # ---- optimiser --------------------------------------------------------------------------------
@@ -185,28 +184,6 @@ def preview_grid(original: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
 # ---- checkpoint files -------------------------------------------------------------------------
 
 
-def checkpoint_path(folder: str, name: str, if_exists: str = "number") -> tuple[str, bool]:
-    """(path, resume) for a checkpoint called ``name`` in ``folder``. When ``name.safetensors``
-    exists: 'number' picks the first free ``name_00001.safetensors``, ..., 'resume' continues it,
-    'overwrite' starts afresh and replaces it at the first save."""
-    if if_exists not in IF_EXISTS:
-        raise ValueError(f"if_exists must be one of {IF_EXISTS}, found {if_exists!r}")
-    stem = name[: -len(".safetensors")] if name.endswith(".safetensors") else name
-    if not stem or stem != os.path.basename(stem) or stem in (".", "..") or "/" in stem or "\\" in stem:
-        raise ValueError(f"checkpoint name {name!r}: give a file name without folders")
-    path = os.path.join(folder, stem + ".safetensors")
-    if not os.path.exists(path):
-        return path, False
-    if if_exists == "resume":
-        return path, True
-    if if_exists == "overwrite":
-        return path, False
-    n = 1
-    while os.path.exists(numbered := os.path.join(folder, f"{stem}_{n:05}.safetensors")):
-        n += 1
-    return numbered, False
-
-
 def read_training_state(path: str) -> tuple[LatentMapper, dict, dict[str, torch.Tensor]]:
     """(mapper, training metadata, optimiser tensors) of a checkpoint written by training."""
     mapper, _ = load_mapper(path)
@@ -215,31 +192,6 @@ def read_training_state(path: str) -> tuple[LatentMapper, dict, dict[str, torch.
     if "training" not in meta or not tensors:
         raise ValueError(f"{path} holds a mapper without training state (not written by Train Latent Mapper): it cannot be resumed")
     return mapper, json.loads(meta["training"]), tensors
-
-
-def _optimizer_state(optimizer: torch.optim.Optimizer, names: list[str]) -> tuple[dict[str, torch.Tensor], list[dict]]:
-    sd = optimizer.state_dict()
-    tensors = {}
-    for index, state in sd["state"].items():
-        for key, value in state.items():
-            tensors[f"{_OPT}{names[index]}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
-    groups = [{k: v for k, v in group.items() if k != "params"} | {"params": len(group["params"])} for group in sd["param_groups"]]
-    return tensors, groups
-
-
-def _load_optimizer_state(optimizer: torch.optim.Optimizer, names: list[str], tensors: dict[str, torch.Tensor], groups: list[dict]):
-    state = {}
-    for index, name in enumerate(names):
-        prefix = f"{_OPT}{name}."
-        entries = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        if entries:
-            state[index] = entries
-    start, param_groups = 0, []
-    for group in groups:
-        count = group["params"]
-        param_groups.append(group | {"params": list(range(start, start + count))})
-        start += count
-    optimizer.load_state_dict({"state": state, "param_groups": param_groups})
 
 
 # ---- training ---------------------------------------------------------------------------------
@@ -304,7 +256,7 @@ class MapperTrainer:
         self.optimizer = make_optimizer(options.optimizer, self.mapper.net.parameters(), options.learning_rate)
         self.step_index = 0
         if meta is not None:
-            _load_optimizer_state(self.optimizer, self.names, tensors, meta["optimizer_groups"])
+            load_optimizer_state(self.optimizer, self.names, tensors, meta["optimizer_groups"])
             self.step_index = meta["step"]
         self.saved_step = self.step_index if resume_from is not None else None
         self.last_images: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -395,7 +347,7 @@ class MapperTrainer:
         if self.world_size > 1 and self.saved_step != self.step_index:
             self.check_ranks_agree()
         if self.rank == 0 and not (self.saved_step == self.step_index and os.path.exists(path)):
-            tensors, groups = _optimizer_state(self.optimizer, self.names)
+            tensors, groups = optimizer_state(self.optimizer, self.names)
             # the step is global and the batch order a function of (seed, step): nothing here depends
             # on the number of ranks, which is recorded only for information
             meta = {"format": TRAINING_FORMAT, "step": self.step_index, "optimizer_groups": groups, **self.identity, "ranks": self.world_size}
@@ -429,7 +381,7 @@ def train_mapper(
     """
     if steps < 1 or save_every < 0 or preview_every < 1:
         raise ValueError(f"need steps >= 1, save_every >= 0 and preview_every >= 1, found {steps}, {save_every}, {preview_every}")
-    distributed.on_main(_check_free, path, resume or overwrite)  # rank 0's file (under torchrun, the one that is written)
+    distributed.on_main(check_free, path, resume or overwrite)  # rank 0's file (under torchrun, the one that is written)
     trainer = MapperTrainer(g, latents, loss, options, resume_from=path if resume else None)
     resumed_from = trainer.step_index if resume else None
     history = []
@@ -454,7 +406,3 @@ def train_mapper(
     distributed.barrier()  # under torchrun: every rank returns once the last checkpoint is written
     return TrainResult(trainer.trained_mapper(), path, trainer.step_index, resumed_from, history)
 
-
-def _check_free(path: str, replace: bool):
-    if os.path.exists(path) and not replace:
-        raise FileExistsError(f"{path} already exists; resume it, overwrite it or choose another name")

@@ -39,6 +39,7 @@ from ..errors import CheckpointError
 # "TINY RANDOM STAND-IN" in their report.
 TINY_MARK = "tiny_stand_in"
 PARTIAL = ".partial"
+TRAINING_PREFIX = "training."  # tensors of a trainer's checkpoint that resume training (optimiser state); not part of the model
 log = logging.getLogger("styleclip_core.formats")
 # When this process started, as far as its files are concerned: no partial file this process
 # writes (only save_atomic writes them, below) can be older than the import of this module.

@@ -13,10 +13,12 @@ import torch
 from ..errors import CheckpointError
 from ..models.generator import Generator
 from . import nvidia_pickle
-from .files import TINY_MARK, check_finite, describe_object, digest, load_torch_file, module_fingerprint, read_safetensors, save_atomic, strip_prefix
+from .files import TINY_MARK, TRAINING_PREFIX, check_finite, describe_object, digest, load_torch_file, module_fingerprint, read_safetensors, save_atomic, strip_prefix
 
 GENERATOR_EXTENSIONS = (".pt", ".pth", ".pkl", ".safetensors")
 SAFETENSORS_FORMAT = "styleclip-generator"
+# Metadata of a generator trained to a new domain (edits.domain_adaptation): its texts and settings.
+ADAPTATION_KEY = "domain_adaptation"
 
 
 def generator_state_from_torch(obj, path: str) -> tuple[dict, torch.Tensor | None]:
@@ -59,6 +61,10 @@ def read_generator_state(path: str) -> tuple[dict, torch.Tensor | None, dict | N
     if ext == ".safetensors":
         tensors, meta = read_safetensors(path, "a .safetensors generator")
         config = json.loads(meta["config"]) if "config" in meta else None
+        if config is not None and ADAPTATION_KEY in meta:
+            config[ADAPTATION_KEY] = json.loads(meta[ADAPTATION_KEY])
+        # a training checkpoint's optimiser state is not part of the generator
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(TRAINING_PREFIX)}
         w_avg = tensors.pop("latent_avg", None)
         if "style.1.weight" not in tensors:
             tensors = strip_prefix(tensors, "g_ema.") or tensors
@@ -72,6 +78,7 @@ def load_generator(path: str, device: torch.device | str = "cpu", ops_backend: s
     the file itself."""
     state, w_avg, config = read_generator_state(path)
     tiny = bool(config and config.pop(TINY_MARK, False))
+    adaptation = config.pop(ADAPTATION_KEY, None) if config else None
     try:
         g = Generator.from_state_dict(state, config or None, source=path)
     except ValueError as e:
@@ -83,18 +90,26 @@ def load_generator(path: str, device: torch.device | str = "cpu", ops_backend: s
         g.has_w_avg = True
     g.source = os.path.basename(path)
     g.is_tiny_stand_in = tiny
+    if adaptation is not None:
+        g.adaptation = adaptation
     return g.eval().requires_grad_(False).set_ops_backend(ops_backend).to(device)
 
 
-def save_generator(g: Generator, path: str, overwrite: bool = False) -> str:
-    """Write ``g`` as ``.safetensors`` (rosinality keys, config in metadata); never overwrites
-    an existing file unless ``overwrite``; writes to a temporary name, then renames."""
+def save_generator(g: Generator, path: str, overwrite: bool = False, training_tensors: dict | None = None, metadata: dict | None = None) -> str:
+    """Write ``g`` as ``.safetensors`` (rosinality keys, config in metadata, a domain adaptation's
+    texts and settings when ``g`` has them); never overwrites an existing file unless ``overwrite``;
+    writes to a temporary name, then renames. A trainer's checkpoint adds ``training_tensors``
+    (under ``training.*``, which loading skips) and ``metadata``."""
     if not path.endswith(".safetensors"):
         raise ValueError(f"generator files are saved as .safetensors, got {path}")
     tensors = dict(g.state_dict())
     if g.has_w_avg:
         tensors["latent_avg"] = g.w_avg
-    return save_atomic(tensors, path, {"format": SAFETENSORS_FORMAT, "config": json.dumps(g.config)}, overwrite=overwrite)
+    tensors.update({TRAINING_PREFIX + k: v for k, v in (training_tensors or {}).items()})
+    meta = {"format": SAFETENSORS_FORMAT, "config": json.dumps(g.config)}
+    if getattr(g, "adaptation", None) is not None:
+        meta[ADAPTATION_KEY] = json.dumps(g.adaptation)
+    return save_atomic(tensors, path, meta | (metadata or {}), overwrite=overwrite)
 
 
 def convert_to_safetensors(src: str, dst: str | None = None, overwrite: bool = False) -> str:

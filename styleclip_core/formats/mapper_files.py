@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from ..errors import CheckpointError
-from ..models.mapper import TRAINING_PREFIX, LatentMapper, build_mapper
-from .files import load_torch_file, read_safetensors, save_atomic
+from ..models.mapper import LatentMapper, build_mapper
+from .files import TRAINING_PREFIX, load_torch_file, read_safetensors, save_atomic
 
 
 def save_mapper(mapper: LatentMapper, path: str, overwrite: bool = False, training_tensors: dict | None = None, metadata: dict | None = None) -> str:

@@ -18,8 +18,12 @@ from ..values import called, check_finite
 # How generator images become CLIP input:
 # * 'styleclip': StyleCLIP's CLIPLoss: nearest x7 upsample then AvgPool2d(size // 32), i.e. a box
 #   resize to 224; the [-1, 1] image goes in without CLIP's mean/std normalisation;
-# * 'normalized': the same resize, then [-1, 1] -> [0, 1] and CLIP's mean/std, as CLIP was trained.
-PREPROCESSING = ("styleclip", "normalized")
+# * 'normalized': the same resize, then [-1, 1] -> [0, 1] and CLIP's mean/std, as CLIP was trained;
+# * 'nada': StyleGAN-NADA's CLIPLoss.preprocess: [-1, 1] -> [0, 1], torchvision's tensor
+#   Resize(224, bicubic) of the short side, which antialiases since torchvision 0.17 (PIL-style
+#   cubic, a = -0.5, weights renormalised at the borders; what fixtures/nada ran), CenterCrop(224),
+#   then CLIP's mean/std.
+PREPROCESSING = ("styleclip", "normalized", "nada")
 
 
 def imagenet_templates() -> list[str]:
@@ -109,13 +113,32 @@ class ClipModel:
 
         Non-square images are resized per axis (squashed), as the reference never sees them.
         """
+        if self.preprocessing == "nada":
+            return self._normalize(self._nada_resize((images + 1) / 2))
         x = images
         if tuple(images.shape[-2:]) != (self.image_size, self.image_size):  # at CLIP's size the resize is the identity
             x = self._resize(images.shape[-2], images) @ images @ self._resize(images.shape[-1], images).t()
         if self.preprocessing == "normalized":
-            mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-            std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-            x = ((x + 1) / 2 - mean) / std
+            x = self._normalize((x + 1) / 2)
+        return x
+
+    def _normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images -> CLIP's mean/std normalisation."""
+        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def _nada_resize(self, x: torch.Tensor) -> torch.Tensor:
+        """torchvision ``Resize(r, BICUBIC)`` (antialiased, as torchvision >= 0.17 does for tensors)
+        and ``CenterCrop(r)`` of a float batch, no clamp: F.interpolate is what torchvision calls."""
+        r = self.image_size
+        h, w = x.shape[-2:]
+        if (h, w) != (r, r):
+            short, long = min(h, w), max(h, w)
+            size = (r, int(r * long / short)) if h <= w else (int(r * long / short), r)
+            x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
+            top, left = int(round((x.shape[-2] - r) / 2.0)), int(round((x.shape[-1] - r) / 2.0))
+            x = x[..., top:top + r, left:left + r]
         return x
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
@@ -139,10 +162,16 @@ class ClipModel:
         key = (text, templates, self.device)  # the network may have moved since (model management)
         if key not in self._text_cache:
             if templates:
-                feats = self.encode_texts([t.format(text) for t in imagenet_templates()])
-                self._text_cache[key] = F.normalize(feats.mean(0), dim=-1)
+                self._text_cache[key] = F.normalize(self.template_features(text).mean(0), dim=-1)
             else:
                 self._text_cache[key] = self.encode_texts([text])[0]
+        return _usable(self._text_cache[key])
+
+    def template_features(self, text: str) -> torch.Tensor:
+        """``[79, D]``: the normalised embedding of ``text`` in each of the 79 templates (cached)."""
+        key = (text, "each template", self.device)
+        if key not in self._text_cache:
+            self._text_cache[key] = self.encode_texts([t.format(text) for t in imagenet_templates()])
         return _usable(self._text_cache[key])
 
     def text_direction(self, neutral: str, target: str, templates: bool = True) -> torch.Tensor:

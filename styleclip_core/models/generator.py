@@ -619,7 +619,7 @@ class Generator(nn.Module):
         g.w_avg = self.w_avg.detach().clone()
         g.has_w_avg = self.has_w_avg
         g.set_precision(self.precision).set_ops_backend(getattr(self, "ops_backend", "auto"))
-        for name in ("source", "is_tiny_stand_in"):
+        for name in ("source", "is_tiny_stand_in", "adaptation"):
             if hasattr(self, name):
                 setattr(g, name, getattr(self, name))
         return g.train(self.training).requires_grad_(False)

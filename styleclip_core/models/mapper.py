@@ -16,7 +16,6 @@ from .latents import Latents
 RESIDUAL_SCALE = 0.1
 MAPPER_TYPES = ("LevelsMapper", "SingleMapper", "FullStyleSpaceMapper", "WithoutToRGBStyleSpaceMapper")
 LEVELS = (("course_mapping", 0, 4), ("medium_mapping", 4, 8), ("fine_mapping", 8, None))
-TRAINING_PREFIX = "training."  # tensors that resume training (optimiser state); not part of the mapper
 
 
 class Mapper(nn.Module):
