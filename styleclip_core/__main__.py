@@ -35,6 +35,7 @@ def main(argv=None):
     check.add_argument("--quick", action="store_true", help="presence and published checksums only; do not load the files")
     add_relevance_arguments(sub.add_parser("relevance", help="compute channel relevance (fs3) and style statistics for global directions"))
     add_train_mapper_arguments(sub.add_parser("train-mapper", help="train a StyleCLIP latent mapper (as the Train Latent Mapper node does)"))
+    add_adapt_domain_arguments(sub.add_parser("adapt-domain", help="move a generator to a new domain by text, StyleGAN-NADA (as the Train Domain node does)"))
     evaluate = sub.add_parser("evaluate", help="run the edits of a config on sampled faces or photos; score and time them (results.md, results.csv)")
     add_evaluate_arguments(evaluate)
     from .evaluation import edit_folder as folder_job
@@ -60,6 +61,8 @@ def main(argv=None):
         return relevance_command(args)
     elif args.command == "train-mapper":
         return train_mapper_command(args)
+    elif args.command == "adapt-domain":
+        return adapt_domain_command(args)
     elif args.command == "evaluate":
         return evaluate_command(args, evaluate)
     elif args.command == "edit-folder":
@@ -195,6 +198,60 @@ def add_train_mapper_arguments(parser):
     parser.add_argument("--report-every", type=int, default=100, help="print the step and the global batch's losses every this many steps")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                         help="cpu or cuda (under torchrun, cuda is each rank's GPU: LOCAL_RANK)")
+
+
+def add_adapt_domain_arguments(parser):
+    import torch
+
+    from .edits.domain_adaptation import PHASES, DomainAdaptationSettings
+    from .edits.training_checkpoints import IF_EXISTS
+
+    d = DomainAdaptationSettings()
+    parser.add_argument("--generator", required=True, help="the generator to adapt (.pt, .pkl, .safetensors); it is not changed")
+    parser.add_argument("--clip", required=True, nargs="+", help="one or more CLIP files (NADA's README: ViT-B-32.pt ViT-B-16.pt)")
+    parser.add_argument("--clip-weights", type=float, nargs="+", help="one weight per --clip (default 1 each)")
+    parser.add_argument("--architecture", default="auto", help="open_clip architecture of the --clip files ('auto' for OpenAI-layout files)")
+    parser.add_argument("--source", default=d.source, help="the domain the generator draws (NADA's source_class)")
+    parser.add_argument("--target", default=d.target, help="the domain to move it to (NADA's target_class)")
+    parser.add_argument("--out", required=True, help="the adapted generator, e.g. ComfyUI/models/stylegan/nada_sketch.safetensors (.safetensors is added)")
+    parser.add_argument("--if-exists", choices=list(IF_EXISTS), default="number",
+                        help="when --out exists: 'number' writes NAME_00001.safetensors, 'resume' continues its run, 'overwrite' starts afresh")
+    parser.add_argument("--steps", type=int, default=300, help="training steps in all, resumed steps included (NADA's README: 301 iterations)")
+    for name in ("batch_size", "learning_rate", "lambda_direction", "lambda_global", "lambda_manifold", "auto_layer_k", "auto_layer_iters", "auto_layer_batch", "seed"):
+        value = getattr(d, name)
+        parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value, help=f"NADA's --{name if name != 'batch_size' else 'batch'} (default {value})")
+    parser.add_argument("--phase", choices=list(PHASES), default=d.phase, help="layers trained when --auto-layer-iters is 0 (NADA's --phase; 'default' is its None)")
+    parser.add_argument("--save-every", type=int, default=50, help="write the checkpoint every this many steps; 0 = only at the end")
+    parser.add_argument("--report-every", type=int, default=10, help="print the step and its losses every this many steps")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+
+
+def adapt_domain_command(args) -> int:
+    """Adapt a generator as the Train Domain node does. Returns the exit status (1: a bad file or
+    setting, reported)."""
+    from .edits.domain_adaptation import DomainAdaptationSettings, adapt_domain
+    from .edits.training_checkpoints import checkpoint_path
+    from .formats.clip_files import load_clip
+    from .formats.generator_files import load_generator
+
+    try:
+        weights = tuple(args.clip_weights or [1.0] * len(args.clip))
+        settings = DomainAdaptationSettings(
+            source=args.source, target=args.target, batch_size=args.batch_size, learning_rate=args.learning_rate,
+            lambda_direction=args.lambda_direction, lambda_global=args.lambda_global, lambda_manifold=args.lambda_manifold,
+            auto_layer_k=args.auto_layer_k, auto_layer_iters=args.auto_layer_iters, auto_layer_batch=args.auto_layer_batch,
+            phase=args.phase, clip_weights=weights, seed=args.seed)
+        g = load_generator(args.generator, args.device)
+        clips = [load_clip(path, args.architecture, args.device) for path in args.clip]
+        path, resume = _checkpoint_choice(checkpoint_path, args.out, args.if_exists)
+        result = adapt_domain(g, clips, settings, path, args.steps, resume=resume, overwrite=args.if_exists == "overwrite",
+                              save_every=args.save_every, preview_every=max(1, args.report_every), report=lambda line: print(line, flush=True))
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"adapt-domain: error: {e}", file=sys.stderr)
+        return 1
+    resumed = f" (resumed at step {result.resumed_from})" if result.resumed_from is not None else ""
+    print(f"wrote {path}: {settings.source!r} -> {settings.target!r}, step {result.step}/{args.steps}{resumed}", flush=True)
+    return 0
 
 
 def train_mapper_command(args) -> int:

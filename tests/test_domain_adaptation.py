@@ -300,3 +300,19 @@ def test_bad_settings_say_what_is_wrong(nets):
     with torch.inference_mode(), pytest.raises(RuntimeError, match="autograd"):
         da.DomainAdapter(g, [clip], da.DomainAdaptationSettings())
 
+
+
+def test_adapt_domain_command(tmp_path, capsys):
+    from styleclip_core.__main__ import main
+    from styleclip_core.formats import tiny_models
+
+    tiny_models.main(["--models-dir", str(tmp_path)])
+    g, clip = str(tmp_path / "stylegan" / "stylegan2-ffhq-config-f.pt"), str(tmp_path / "openclip" / "ViT-B-32.pt")
+    out = str(tmp_path / "stylegan" / "sketch")
+    args = ["adapt-domain", "--generator", g, "--clip", clip, clip, "--clip-weights", "1", "0.5", "--out", out, "--steps", "2", "--auto-layer-k", "2"]
+    assert main(args) == 0
+    assert load_generator(out + ".safetensors").adaptation["settings"]["clip_weights"] == [1.0, 0.5]
+    assert main(args + ["--if-exists", "resume", "--steps", "3"]) == 0
+    assert "resumed at step 2" in capsys.readouterr().out
+    assert main(args[:-2] + ["--auto-layer-k", "2", "--clip-weights", "1"]) == 1  # two CLIPs, one weight
+    assert "2 CLIP models but 1 clip_weights" in capsys.readouterr().err
