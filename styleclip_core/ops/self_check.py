@@ -3,7 +3,8 @@
 On the first use of the plugin in a process for an op and a dtype, ``passed(op, dtype, device)``
 runs both paths on small seeded random inputs (the shapes and settings StyleGAN2 uses: the ToRGB
 skip upsample, the blur after a transposed convolution, a downsample, the bias + leaky ReLU on
-channels and on the last dim), forward and backward, and compares them. A mismatch beyond the
+channels and on the last dim; and those of StyleGAN3's filtered_lrelu: 1-D passes along one axis
+with 12 or 24 taps, cropping pads, 2-D down filters), forward and backward, and compares them. A mismatch beyond the
 tolerance is logged once with the figures, and the op falls back to the reference (backend
 'auto'); ``STYLECLIP_OPS=cuda`` keeps the plugin but the log still says it failed.
 
@@ -28,31 +29,44 @@ _results: dict[tuple[str, torch.dtype, str], tuple[bool, str]] = {}
 
 
 def _cases(op: str):
-    """(kwargs of the op, input shape) cases; ``kernel`` is filled in by ``_inputs``."""
+    """(kwargs of the op, input shape, FIR taps or None) cases; ``upfirdn2d``'s kernel is the
+    StyleGAN2 [1, 3, 3, 1] blur unless the case gives its taps (``_kernel``)."""
     if op == "upfirdn2d":
         return [
-            (dict(up_x=2, up_y=2, down_x=1, down_y=1, px0=2, px1=1, py0=2, py1=1), (2, 3, 8, 8)),  # ToRGB skip upsample
-            (dict(up_x=1, up_y=1, down_x=1, down_y=1, px0=1, px1=1, py0=1, py1=1), (2, 5, 9, 9)),  # blur after transposed conv
-            (dict(up_x=1, up_y=1, down_x=2, down_y=2, px0=1, px1=1, py0=1, py1=1), (1, 4, 8, 8)),  # downsample
+            (dict(up_x=2, up_y=2, down_x=1, down_y=1, px0=2, px1=1, py0=2, py1=1), (2, 3, 8, 8), None),  # ToRGB skip upsample
+            (dict(up_x=1, up_y=1, down_x=1, down_y=1, px0=1, px1=1, py0=1, py1=1), (2, 5, 9, 9), None),  # blur after transposed conv
+            (dict(up_x=1, up_y=1, down_x=2, down_y=2, px0=1, px1=1, py0=1, py1=1), (1, 4, 8, 8), None),  # downsample
+            # StyleGAN3's filtered_lrelu: one 1-D pass per axis (12 or 24 taps), padding that crops, 2-D radial down filters
+            (dict(up_x=2, up_y=1, down_x=1, down_y=1, px0=9, px1=8, py0=0, py1=0), (2, 3, 12, 12), (1, 12)),
+            (dict(up_x=1, up_y=4, down_x=1, down_y=1, px0=0, px1=0, py0=12, py1=9), (2, 3, 8, 8), (24, 1)),
+            (dict(up_x=1, up_y=1, down_x=2, down_y=1, px0=-1, px1=2, py0=0, py1=0), (2, 3, 16, 16), (1, 12)),
+            (dict(up_x=1, up_y=1, down_x=2, down_y=2, px0=0, px1=0, py0=0, py1=0), (1, 3, 30, 30), (12, 12)),
         ]
-    return [(dict(negative_slope=0.2, scale=2 ** 0.5, bias_dim=1), (2, 6, 5, 5)), (dict(negative_slope=0.2, scale=2 ** 0.5, bias_dim=-1), (3, 4, 7))]
+    return [(dict(negative_slope=0.2, scale=2 ** 0.5, bias_dim=1), (2, 6, 5, 5), None), (dict(negative_slope=0.2, scale=2 ** 0.5, bias_dim=-1), (3, 4, 7), None)]
+
+
+def _kernel(taps, gen) -> torch.Tensor:
+    from .upfirdn2d import make_kernel
+
+    if taps is None:
+        return make_kernel([1, 3, 3, 1])
+    k = torch.rand(taps, generator=gen) + 0.1
+    return k / k.sum()
 
 
 def compare(op: str, plugin_fn, reference_fn, device, dtype: torch.dtype, seed: int = 0) -> tuple[bool, str]:
     """Run ``plugin_fn`` and ``reference_fn`` (the op's two paths, with the reference's signature)
     on every case, forward and backward; (whether all agree within the tolerance, a summary)."""
-    from .upfirdn2d import make_kernel
-
     tol = TOLERANCE.get(dtype)
     if tol is None:
         return False, f"no tolerance for {dtype}"
     gen = torch.Generator().manual_seed(seed)
     worst, where = 0.0, ""
-    for k, (kwargs, shape) in enumerate(_cases(op)):
+    for k, (kwargs, shape, taps) in enumerate(_cases(op)):
         x0 = torch.randn(shape, generator=gen)
         extra = {}
         if op == "upfirdn2d":
-            extra["kernel"] = make_kernel([1, 3, 3, 1]).to(device)
+            extra["kernel"] = _kernel(taps, gen).to(device)
         else:
             extra["bias"] = torch.randn(shape[kwargs["bias_dim"]], generator=gen).to(device, dtype).requires_grad_(True)
         dy = None  # drawn once the output's shape is known, the same for both paths
