@@ -246,7 +246,8 @@ def ada_to_rosinality(ada: dict[str, torch.Tensor], path: str) -> tuple[dict[str
     if any(k.startswith("mapping.embed") for k in ada):
         raise CheckpointError(path, "an unconditional generator", "a class-conditional generator (mapping.embed); conditional models are not supported")
     if "synthesis.b4.const" not in ada or "mapping.fc0.weight" not in ada:
-        raise CheckpointError(path, "G_ema keys 'synthesis.b4.const' and 'mapping.fc0.weight'", f"keys {sorted(ada)[:6]}")
+        raise CheckpointError(path, "a StyleGAN2 G_ema (keys 'synthesis.b4.const', 'mapping.fc0.weight') or a StyleGAN3 one "
+                              "('synthesis.input.freqs', 'mapping.fc0.weight')", f"keys {sorted(ada)[:6]}")
     g: dict[str, torch.Tensor] = {}
     i = 0
     while f"mapping.fc{i}.weight" in ada:

@@ -25,6 +25,7 @@ import torch
 from ..models.e4e import Encoder4Editing
 from ..models.generator import Generator, num_conv_channels
 from ..models.irse import units_of
+from ..models.stylegan3 import StyleGAN3Generator
 from .files import TINY_MARK
 
 TINY_GENERATOR = {"size": 64, "style_dim": 64, "n_mlp": 2, "channels": {4: 32, 8: 32, 16: 32, 32: 16, 64: 8}}
@@ -189,6 +190,106 @@ def write_ada_pkl(g: Generator, path: str) -> str:
         mapping_kwargs=_EasyDict(num_layers=g.n_mlp), synthesis_kwargs=_EasyDict(channel_base=32768, channel_max=512, num_fp16_res=0, conv_clamp=None),
     )
     data = {"G": root, "D": None, "G_ema": root, "training_set_kwargs": _EasyDict(resolution=g.size), "augment_pipe": None}
+    with _placeholder_modules(**{"torch_utils.persistence": {"_reconstruct_persistent_obj": _reconstruct_persistent_obj}, "dnnlib.util": {"EasyDict": _EasyDict}}):
+        buf = io.BytesIO()
+        pickle.dump(data, buf)
+    with open(path, "wb") as f:
+        f.write(buf.getvalue())
+    return path
+
+
+TINY_STYLEGAN3 = {"z_dim": 64, "w_dim": 64, "img_resolution": 64, "img_channels": 3, "mapping_layers": 2, "channel_base": 1024,
+                  "channel_max": 64, "num_layers": 6}
+
+
+@torch.no_grad()
+def tiny_stylegan3(config: str = "t", seed: int = 0) -> StyleGAN3Generator:
+    """A small StyleGAN3 (config T or R) with every parameter randomised and each layer's
+    ``magnitude_ema`` set to the mean square of its input over 32 sampled faces (what training
+    converges to), so its images have the value range of a trained network's."""
+    kwargs = dict(TINY_STYLEGAN3, **({"conv_kernel": 1, "use_radial_filters": True, "channel_base": 2048, "channel_max": 128} if config == "r" else {}))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        g = StyleGAN3Generator(kwargs)
+        gen = torch.Generator().manual_seed(seed + 1)
+        for name, p in g.named_parameters():
+            scale = 1 / 0.01 if name.startswith("mapping.") else 1.0  # FullyConnected weights are stored divided by lr
+            p.add_(0.1 * scale * torch.randn(p.shape, generator=gen))
+        g.mapping.w_avg.copy_(g.mapping(torch.randn(1024, g.z_dim, generator=gen)).mean(0))
+        styles = g.styles(g.mapping(torch.randn(32, g.z_dim, generator=gen)))
+        x = g.synthesis.input(styles[0])
+        for name, s in zip(g.synthesis.layer_names, styles[1:]):
+            layer = getattr(g.synthesis, name)
+            layer.magnitude_ema.copy_(x.square().mean())
+            x = layer(x, s)
+    g.is_tiny_stand_in = True
+    return g.eval().requires_grad_(False)
+
+
+def _sg3_class_names(names):
+    out = {"": "Generator", "mapping": "MappingNetwork", "synthesis": "SynthesisNetwork", "input": "SynthesisInput", "affine": "FullyConnectedLayer"}
+    out.update({n: "FullyConnectedLayer" for n in names if n.startswith("fc")})
+    out.update({n: "SynthesisLayer" for n in names if n.startswith("L")})
+    return out
+
+
+_SG3_SOURCE = "# training/networks_stylegan3.py (source omitted in tiny model)\n"
+_SG2_SOURCE = "# training/networks_stylegan2.py (source omitted in tiny model)\n"
+
+
+def write_sg3_pkl(g: StyleGAN3Generator, path: str, mark_tiny: bool = True) -> str:
+    """A StyleGAN3 training snapshot ``{'G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs'}`` as
+    NVIDIA's train.py writes it: persistent objects of the StyleGAN3 source for G, whose module
+    state holds numpy int64 arrays and float64 scalars, the init kwargs train.py passes (the rest
+    left to the defaults), and a D whose ``FullyConnectedLayer`` comes from the StyleGAN2 source."""
+    _no_overwrite(path)
+    flat = {k: v.detach().clone() for k, v in g.state_dict().items()}
+    names = {part for k in flat for part in k.split(".")}
+    buffers = {"w_avg", "transform", "freqs", "phases", "magnitude_ema", "up_filter", "down_filter"}
+    specs = {spec.name: spec for spec in g.synthesis.specs}
+
+    def tree(prefix, sub):
+        params, bufs, children, child = OrderedDict(), OrderedDict(), OrderedDict(), OrderedDict()
+        for key, value in sub.items():
+            head, _, rest = key.partition(".")
+            if rest:
+                child.setdefault(head, OrderedDict())[rest] = value
+            elif head in buffers:
+                bufs[head] = value
+            else:
+                params[head] = torch.nn.Parameter(value, requires_grad=False)
+        for head, s in child.items():
+            children[head] = tree(prefix + head + ".", s)
+        name = prefix.rstrip(".").split(".")[-1] if prefix else ""
+        state = {"training": False, "_parameters": params, "_buffers": bufs, "_modules": children, "_init_args": (), "_init_kwargs": _EasyDict()}
+        if name in specs:  # what SynthesisLayer keeps besides its tensors
+            spec = specs[name]
+            for key in ("up_filter", "down_filter"):
+                bufs.setdefault(key, None)
+            state.update(in_size=np.array([spec.in_size] * 2, dtype=np.int64), out_size=np.array([spec.out_size] * 2, dtype=np.int64),
+                         in_sampling_rate=np.float64(spec.in_sampling_rate), out_cutoff=np.float64(spec.out_cutoff),
+                         padding=[int(p) for p in spec.padding], up_factor=spec.up_factor, is_torgb=spec.is_torgb)
+        if name == "input":
+            state.update(size=np.array([g.synthesis.input.size] * 2, dtype=np.int64), sampling_rate=np.float64(g.synthesis.input.sampling_rate))
+        obj = _PersistentModule(_sg3_class_names(names).get(name, "Module"), state)
+        obj.meta["module_src"] = _SG3_SOURCE
+        return obj
+
+    root = tree("", flat)
+    c = g._config
+    root.meta["state"]["_init_kwargs"] = _EasyDict(
+        z_dim=c["z_dim"], w_dim=c["w_dim"], mapping_kwargs=_EasyDict(num_layers=c["mapping_layers"]), channel_base=c["channel_base"],
+        channel_max=c["channel_max"], magnitude_ema_beta=0.5 ** (32 / 20000), num_layers=c["num_layers"], c_dim=0,
+        img_resolution=c["img_resolution"], img_channels=c["img_channels"],
+        **{k: c[k] for k in ("conv_kernel", "use_radial_filters", "conv_clamp") if k in c})
+    d_fc = _PersistentModule("FullyConnectedLayer", {"_parameters": OrderedDict(weight=torch.nn.Parameter(torch.zeros(1, 4), requires_grad=False)),
+                                                     "_buffers": OrderedDict(), "_modules": OrderedDict(), "_init_kwargs": _EasyDict()})
+    d_fc.meta["module_src"] = _SG2_SOURCE
+    d = _PersistentModule("Discriminator", {"_parameters": OrderedDict(), "_buffers": OrderedDict(), "_modules": OrderedDict(fc=d_fc), "_init_kwargs": _EasyDict()})
+    d.meta["module_src"] = _SG2_SOURCE
+    data = {"G": root, "D": d, "G_ema": root, "augment_pipe": None, "training_set_kwargs": _EasyDict(resolution=c["img_resolution"])}
+    if mark_tiny:
+        data[TINY_MARK] = True
     with _placeholder_modules(**{"torch_utils.persistence": {"_reconstruct_persistent_obj": _reconstruct_persistent_obj}, "dnnlib.util": {"EasyDict": _EasyDict}}):
         buf = io.BytesIO()
         pickle.dump(data, buf)
@@ -443,6 +544,7 @@ def write_lpips_backbone(path: str, net: str = "alex", seed: int = 0) -> str:
 # model kind -> (ComfyUI models subfolder, official file name, writer(path))
 WRITERS: dict[str, tuple[str, str, callable]] = {
     "generator": ("stylegan", "stylegan2-ffhq-config-f.pt", lambda path: write_rosinality_pt(tiny_generator(), path)),
+    "generator_sg3_t": ("stylegan", "stylegan3-t-ffhq-1024x1024.pkl", lambda path: write_sg3_pkl(tiny_stylegan3("t"), path)),
     "mapper": ("styleclip_mappers", "purple_hair.pt", write_mapper_pt),
     "face_parser": ("face_parsing", "79999_iter.pth", write_face_parser),
     "e4e": ("e4e", "e4e_ffhq_encode.pt", _write_tiny_e4e),

@@ -55,6 +55,32 @@ DEFAULTS = {
 }
 
 
+# NVIDIA init kwargs (Generator, SynthesisNetwork, SynthesisLayer) that the architecture depends on
+_KWARGS = ("z_dim", "w_dim", "img_resolution", "img_channels", "channel_base", "channel_max", "num_layers", "num_critical",
+           "first_cutoff", "first_stopband", "last_stopband_rel", "margin_size", "output_scale", "conv_kernel", "filter_size",
+           "lrelu_upsampling", "use_radial_filters", "conv_clamp")
+
+
+def config_from_init_kwargs(kwargs: dict) -> dict:
+    """A config from a pickled ``G_ema``'s ``_init_kwargs`` (only what train.py passed: the rest
+    keeps NVIDIA's defaults). ``synthesis_kwargs`` (older snapshots) and ``mapping_kwargs`` are
+    flattened."""
+    flat = {**kwargs, **dict(kwargs.get("synthesis_kwargs") or {})}
+    mapping = dict(kwargs.get("mapping_kwargs") or {})
+    if int(flat.get("c_dim", 0) or 0):
+        raise ValueError(f"a class-conditional StyleGAN3 generator (c_dim {flat['c_dim']}); conditional models are not supported")
+    config = {k: (v.item() if hasattr(v, "item") else v) for k, v in flat.items() if k in _KWARGS}
+    config["mapping_layers"] = int(mapping.get("num_layers", DEFAULTS["mapping_layers"]))
+    if "lr_multiplier" in mapping:
+        config["lr_multiplier"] = float(mapping["lr_multiplier"])
+    return config
+
+
+def is_stylegan3_state(state: dict) -> bool:
+    """Whether a state dict in NVIDIA's names is a StyleGAN3 generator (its Fourier-feature input)."""
+    return "synthesis.input.freqs" in state and "mapping.fc0.weight" in state
+
+
 @dataclass(frozen=True)
 class LayerSpec:
     """One synthesis layer's settings, as ``SynthesisNetwork.__init__`` derives them."""
