@@ -9,6 +9,7 @@ from . import inversion_nodes
 from . import metrics_nodes
 from . import slider_nodes, slider_server
 from . import video_nodes
+from . import domain_nodes
 from .common import register_model_folders
 
 NODES: list[type[io.ComfyNode]] = [
@@ -26,6 +27,7 @@ NODES: list[type[io.ComfyNode]] = [
     *metrics_nodes.NODES,
     *slider_nodes.NODES,
     *video_nodes.NODES,
+    *domain_nodes.NODES,
 ]
 
 

@@ -28,6 +28,9 @@ Lpips = io.Custom("SCLIP_LPIPS")  # styleclip_core.models.lpips.LPIPS
 
 CATEGORY = "StyleCLIP"
 
+# The trainers' choice when their checkpoint file exists (label -> training_checkpoints.checkpoint_path's if_exists).
+IF_EXISTS_OPTIONS = {"new numbered file": "number", "resume": "resume", "overwrite": "overwrite"}
+
 # Prefix of a loader's info line when the file is a tiny random stand-in (tiny_models).
 TINY_STAND_IN = "TINY RANDOM STAND-IN (not the real model): "
 

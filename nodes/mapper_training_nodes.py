@@ -10,9 +10,7 @@ from ..styleclip_core.edits.mapper_training import OPTIMIZERS, TrainingOptions, 
 from ..styleclip_core.edits.training_checkpoints import checkpoint_path
 from ..styleclip_core.models.latents import sample_latents
 from ..styleclip_core.models.mapper import MAPPER_TYPES
-from .common import CATEGORY, Generator, Latent, Loss, Mapper, NodeProgress, gradient_capable, managed, show_text, use
-
-IF_EXISTS_OPTIONS = {"new numbered file": "number", "resume": "resume", "overwrite": "overwrite"}
+from .common import CATEGORY, IF_EXISTS_OPTIONS, Generator, Latent, Loss, Mapper, NodeProgress, gradient_capable, managed, show_text, use
 
 
 class TrainMapper(io.ComfyNode):

@@ -31,6 +31,7 @@ PACK_NODE_IDS = frozenset({
     "StyleCLIP_EditSliders", "StyleCLIP_MapperDirection",  # slider_nodes
     "StyleCLIP_ExampleClip", "StyleCLIP_AlignVideoFaces", "StyleCLIP_InvertFrames", "StyleCLIP_TuneOnClip", "StyleCLIP_EditFrames",
     "StyleCLIP_StitchAndPasteBack", "StyleCLIP_VideoConsistency",  # video_nodes
+    "StyleCLIP_TrainDomain", "StyleCLIP_LoadAdaptedGenerator",  # domain_nodes
 })
 
 # ---- thread count ------------------------------------------------------------------------------

@@ -98,6 +98,12 @@ SAVED = {
         outputs={"styleclip/video_edit": Video(16, *CLIP)}, tables=("flicker", "identity, consecutive output frames")),
     "18_video_edit_your_clip.json": dict(
         outputs={"styleclip/video_edit": Video(16, *CLIP)}, tables=("flicker", "identity, consecutive output frames"), needs_video=True),
+    # 4 faces by the original generator (top row) and the adapted one (bottom row): every tile differs, so the adaptation shows on each face
+    "19_nada_photo_to_sketch.json": dict(
+        outputs={"styleclip/nada_photo_to_sketch": Images(1, 2 * 64, 4 * 64, tiles=(2, 4))}),
+    # resumes workflow 19's checkpoint when 19 ran before in the session, else trains it
+    "20_nada_photo_edit.json": dict(
+        outputs={"styleclip/nada_photo_edit": Images(1, *PHOTO)}),
 }
 
 

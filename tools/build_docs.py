@@ -111,6 +111,35 @@ PAGES = [
          ["StyleCLIP_ExampleClip", "StyleCLIP_AlignVideoFaces", "StyleCLIP_InvertFrames", "StyleCLIP_TuneOnClip", "StyleCLIP_EditFrames",
           "StyleCLIP_StitchAndPasteBack", "StyleCLIP_VideoConsistency"],
          ["17_video_edit_example_clip.json", "18_video_edit_your_clip.json"]),
+    Page("domain", "Domain adaptation: change the whole generator by text (StyleGAN-NADA)",
+         "Move the generator itself to a new domain named by text ('photo' -> 'sketch'), with CLIP alone and no images of the "
+         "domain, as StyleGAN-NADA (Gal et al., SIGGRAPH 2022) does. *Train Domain (NADA)* fine-tunes a copy of the generator "
+         "and saves it to `models/stylegan` as an ordinary generator file (resumable: it also holds the optimiser's state); "
+         "*Load Adapted Generator (NADA)* lists the files that hold an adaptation and says which texts and how many steps made "
+         "them. The adapted generator renders any latents of the one it started from, sampled or inverted from a photo (e4e), "
+         "and every edit node takes it.\n\n"
+         "**The maths** (`styleclip_core/edits/domain_adaptation.py`; reference `rinongal/StyleGAN-nada` dc8406a: "
+         "`ZSSGAN/train.py`, `ZSSGAN/model/ZSSGAN.py`, `ZSSGAN/criteria/clip_loss.py`, `ZSSGAN/options/train_options.py`). "
+         "Each step draws codes `w = M(z)` from the frozen generator's mapping and renders them with the frozen generator "
+         "`G_f` and the trained copy `G_t`. CLIP embeds both images (bicubic resize to 224, centre crop, CLIP's mean/std) and "
+         "the directional loss is `mean_b (1 - cos(f(G_t(w_b)) - f(G_f(w_b)), d))`, with `d` the normalised mean over the 79 "
+         "ImageNet templates of `E(target) - E(source)` (paired by template). Optional terms: the global loss toward "
+         "'a <target>' and the angle ('manifold') loss. Before each step the adaptive layer selection takes `auto_layer_iters` "
+         "SGD steps on a batch of W+ codes against the global loss of the bare target text and trains only the `auto_layer_k` "
+         "layers whose rows moved most (indexed as the reference does); with k at or above the W+ rows (18 at 1024 px) every "
+         "layer trains and the pass is skipped. The mapping and the ToRGB layers stay frozen (except `to_rgb1` when the "
+         "selection picks it, and phase 'all'). Adam with lr `0.8 x learning_rate` and betas `(0, 0.99^0.8)`, as `train.py` sets them.\n\n"
+         "**Defaults** are the StyleGAN-NADA README's command: photo -> sketch, batch 2, lr 0.002, 301 iterations (Train Domain's "
+         "default: 300 steps), `auto_layer_k` 18, `auto_layer_iters` 1, `auto_layer_batch` 8, ViT-B/32 and ViT-B/16 with weights 1 and 1 "
+         "(the second CLIP is the optional `clip_2`); lambda_direction 1, lambda_global and lambda_manifold 0 from "
+         "`train_options.py` (whose other defaults differ: batch 16, `auto_layer_k` 1). Random draws are seeded per step, so a "
+         "resumed run continues the same run. Parity with the reference: `tests/test_nada_reference.py` replays three runs of "
+         "`fixtures/nada` step by step.\n\n"
+         "**Not implemented**: the patch losses (`lambda_patch`, 510-px patches that need images of 512 px or more), the "
+         "texture loss (never reached in the reference's training), the image-to-image direction (`--style_img_dir`: a "
+         "direction from example images instead of text) and StyleGAN3 generators (the pack adapts StyleGAN2 generators only).",
+         ["StyleCLIP_TrainDomain", "StyleCLIP_LoadAdaptedGenerator"],
+         ["19_nada_photo_to_sketch.json", "20_nada_photo_edit.json"]),
 ]
 
 
@@ -354,6 +383,12 @@ def image_names(workflow: str) -> tuple[str, str]:
     return f"{stem}.jpg", f"{stem}_output.jpg"
 
 
+# Photo workflows whose pictures were taken before they started from the Example Portrait (a
+# synthetic test portrait with typed points then); later ones show the workflow as shipped.
+EARLIER_PHOTO_PICTURES = frozenset({"03_invert_photo.json", "10_edit_photo_by_text.json", "11_photo_pti_global_edit.json",
+                                    "12_photo_pti_text_edit.json", "13_compare_e4e_pti.json"})
+
+
 def page_text(page: Page, info: dict, placeholders: dict) -> str:
     lines = [f"# {page.title}", "", GENERATED, "", page.intro, "",
              "[All node groups](README.md) · [README](../../README.md)", ""]
@@ -363,7 +398,7 @@ def page_text(page: Page, info: dict, placeholders: dict) -> str:
         note = workflow_note(wf)
         if note:
             lines += ["> " + "\n>\n> ".join(part.strip() for part in note.strip().split("\n") if part.strip()), ""]
-        photo = "StyleCLIP_AlignFaces" in workflow_types(wf)
+        photo = wf in EARLIER_PHOTO_PICTURES and "StyleCLIP_AlignFaces" in workflow_types(wf)
         lines += [
             f"![{wf} opened in the ComfyUI frontend](../images/{shot})", "",
             f"*`{wf}` in the ComfyUI frontend after a run with the {TINY_CAPTION}"

@@ -73,7 +73,7 @@ IMAGE_NODES = frozenset({
     "LoadImage", "LoadVideo", "SaveImage", "PreviewImage",
     "StyleCLIP_Synthesize", "StyleCLIP_OptimizeLatents", "StyleCLIP_TrainMapper", "StyleCLIP_ChannelRelevance",
     "StyleCLIP_ProjectLatents", "StyleCLIP_PivotalTuning", "StyleCLIP_EditSliders",
-    "StyleCLIP_TuneOnClip", "StyleCLIP_StitchAndPasteBack", "SaveVideo",
+    "StyleCLIP_TuneOnClip", "StyleCLIP_StitchAndPasteBack", "SaveVideo", "StyleCLIP_TrainDomain",
 })
 
 
@@ -217,6 +217,8 @@ def preview_height(n, spec_nodes) -> int:
         count, aspect = shown_images(n, spec_nodes)
     elif n["type"] == "StyleCLIP_TrainMapper":  # the step's original faces above their edits
         count, aspect = 1, 2 / int(n["widgets"].get("batch_size", 2))
+    elif n["type"] == "StyleCLIP_TrainDomain":  # 4 fixed faces (domain_nodes.PREVIEW_COUNT): frozen above trained
+        count, aspect = 1, 2 / 4
     else:  # the progress preview: the first image of the batch
         count, aspect = 1, 1.0
     cols = math.ceil(math.sqrt(count))
@@ -670,6 +672,59 @@ WORKFLOWS["18_video_edit_your_clip"] = dict(
         node(1, "LoadVideo", {"file": "styleclip_example_clip.mp4"}, title="Load Video (your clip)"),
         node(2, "GetVideoComponents", {}, {"video": (1, 0)}),
         *video_chain((2, 0), (2, 2)),
+    ],
+)
+
+
+# StyleGAN-NADA: 19 adapts the generator from 'photo' to 'sketch' and shows sampled faces before and
+# after; 20 renders a real photo with the same adapted generator (the same Train Domain run, resumed:
+# a run of 19 is loaded, on a fresh install it trains).
+NADA_TRAINING = {"source_text": "photo", "target_text": "sketch", "name": "nada_photo_to_sketch", "steps": 20, "save_every": 10, "preview_every": 5}
+NADA_NOTE = (
+    "Train Domain (StyleGAN-NADA) fine-tunes a copy of the generator so that, for the same codes, the CLIP-space change from "
+    "the original's image to the copy's follows the text direction 'photo' -> 'sketch' (79 ImageNet templates). Only 20 steps "
+    "here, a light run that finishes in seconds with the tiny stand-ins: StyleGAN-NADA's README command trains 301 "
+    "iterations (Train Domain's default: 300 steps) at 1024 px, batch 2, lr 0.002, with two CLIPs (ViT-B/32 and ViT-B/16, weights 1 and 1: connect a second "
+    "Load CLIP to clip_2); on a GPU raise steps. The checkpoint is models/stylegan/nada_photo_to_sketch.safetensors: an "
+    "ordinary generator file that Load StyleGAN2 Generator and Load Adapted Generator (NADA) read."
+)
+
+WORKFLOWS["19_nada_photo_to_sketch"] = dict(
+    note="Change the whole domain by text: the generator itself moves from 'photo' to 'sketch', so every face it renders is a "
+    "sketch. Four sampled faces are rendered by the original generator (top row) and by the adapted one (bottom row), from the "
+    "same latents.\n" + NADA_NOTE + " A run of this workflow writes a new numbered file when the name is taken "
+    "(if_exists); workflow 20 resumes the first one.\n"
+    "Models: stylegan2-ffhq-config-f.pt (models/stylegan), ViT-B-32.pt (models/openclip).",
+    nodes=[
+        node(1, "StyleCLIP_LoadGenerator", {"generator_name": GENERATOR, "ops_backend": "auto"}),
+        node(2, "StyleCLIP_LoadCLIP", {"clip_name": "ViT-B-32.pt", "architecture": "auto", "image_preprocessing": "nada"}),
+        node(3, "StyleCLIP_SampleLatents", {"seed": 5, "batch_size": 4, "truncation_psi": 0.7}, {"generator": (1, 0)}),
+        node(4, "StyleCLIP_TrainDomain", NADA_TRAINING, {"generator": (1, 0), "clip": (2, 0)}),
+        node(5, "StyleCLIP_Synthesize", {"noise": "const"}, {"generator": (1, 0), "latents": (3, 0)}, title="Original generator"),
+        node(6, "StyleCLIP_Synthesize", {"noise": "const"}, {"generator": (4, 0), "latents": (3, 0)}, title="Adapted generator (sketch)"),
+        node(7, "ImageBatch", {}, {"image1": (5, 0), "image2": (6, 0)}),
+        node(8, "StyleCLIP_ImageGrid", {"columns": 4}, {"images": (7, 0)}, title="Image Grid (original above, adapted below)"),
+        node(9, "SaveImage", {"filename_prefix": "styleclip/nada_photo_to_sketch"}, {"images": (8, 0)}),
+    ],
+)
+
+WORKFLOWS["20_nada_photo_edit"] = dict(
+    note="A real photo in the new domain: align the face, invert it with e4e, render its code with the generator adapted to "
+    "'sketch' and paste it back into the photo.\n"
+    f"{PHOTO_NOTE}\n" + NADA_NOTE + " Train Domain here has workflow 19's generator, CLIP, name and settings with if_exists "
+    "'resume': after a run of workflow 19 it loads that checkpoint (nothing left to train); on a fresh install it trains it. "
+    "e4e's codes are codes of the FFHQ generator (e4e_ffhq_encode.pt bundles it), so they render with its adapted copy.\n"
+    "Models: e4e_ffhq_encode.pt (models/e4e), stylegan2-ffhq-config-f.pt (models/stylegan), ViT-B-32.pt (models/openclip). "
+    + DETECTOR_NOTE,
+    nodes=[
+        *photo_front("256"),
+        node(5, "StyleCLIP_LoadGenerator", {"generator_name": GENERATOR, "ops_backend": "auto"}),
+        node(6, "StyleCLIP_LoadCLIP", {"clip_name": "ViT-B-32.pt", "architecture": "auto", "image_preprocessing": "nada"}),
+        node(7, "StyleCLIP_TrainDomain", {**NADA_TRAINING, "if_exists": "resume"}, {"generator": (5, 0), "clip": (6, 0)}),
+        node(8, "StyleCLIP_Synthesize", {"noise": "const"}, {"generator": (7, 0), "latents": (4, 0)}, title="Adapted generator (sketch)"),
+        node(9, "StyleCLIP_PasteFaceBack", {"feather": 0.1}, {"photos": (1, 0), "faces": (8, 0), "alignment": (3, 1)}),
+        node(10, "SaveImage", {"filename_prefix": "styleclip/nada_photo_edit"}, {"images": (9, 0)}),
+        node(11, "PreviewImage", {}, {"images": (3, 0)}, title="Aligned face"),
     ],
 )
 

@@ -51,6 +51,8 @@ TEMPLATES = {
     "13_compare_e4e_pti": ("e4e alone vs e4e + PTI", "Reconstructions side by side, scored by Edit Metrics (identity, LPIPS, PSNR)."),
     "17_video_edit_example_clip": ("Edit a face through a video", "STIT on the Example Clip: smoothed crops, one tuned generator, stitched edits."),
     "18_video_edit_your_clip": ("Edit your own video", "Workflow 17's chain from core Load Video to Save Video, at the clip's frame rate."),
+    "19_nada_photo_to_sketch": ("Change the domain by text", "StyleGAN-NADA: the generator moved from 'photo' to 'sketch'; faces before and after."),
+    "20_nada_photo_edit": ("A photo in the new domain", "A photo inverted with e4e, rendered by workflow 19's sketch generator, pasted back."),
 }
 
 
