@@ -8,7 +8,7 @@ import torch
 
 import synthetic_face as sf
 from styleclip_core.photos import align
-from styleclip_core.photos.align import FaceAlignment, FacePoints
+from styleclip_core.photos.align import FacePoints
 
 
 def centroid(img, colour):

@@ -1,5 +1,4 @@
 """Generator files: every supported format loads to the same generator; bad files get clear errors."""
-import io
 import os
 import pickle
 

@@ -1,5 +1,4 @@
 """CLIP: preprocessing parity, template averaging, loading every supported file format safely."""
-import io
 import json
 import os
 import pickle
@@ -7,7 +6,6 @@ import zipfile
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from conftest import load_fixture

@@ -12,7 +12,6 @@ from styleclip_core.formats.arcface_files import load_arcface
 from styleclip_core.formats.latent_files import load_latent_folder, save_latents
 from styleclip_core.models.latents import Latents, sample_latents
 from styleclip_core.formats.mapper_files import load_mapper, save_mapper
-from styleclip_core.models.mapper import build_mapper
 from styleclip_core.edits.mapper_training import MapperTrainer, TrainingOptions, ranger, read_training_state, train_mapper
 from styleclip_core.edits.training_checkpoints import checkpoint_path
 from styleclip_core.formats.tiny_models import tiny_generator

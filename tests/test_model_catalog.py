@@ -1,6 +1,5 @@
 """The models check tells present, missing, wrong and stand-in files apart."""
 import os
-import shutil
 
 import torch
 

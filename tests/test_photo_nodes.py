@@ -1,7 +1,6 @@
 """Photo nodes: load e4e with its generator, align (points, detectors, already aligned), invert, paste back."""
 import os
 
-import numpy as np
 import pytest
 import torch
 

@@ -7,7 +7,6 @@ import math
 import os
 import shutil
 
-import numpy as np
 import pytest
 import torch
 

@@ -33,7 +33,7 @@ WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 def use_stub():
     if STUB not in sys.path:
         sys.path.insert(0, STUB)
-    import folder_paths  # noqa: F401
+    importlib.import_module("folder_paths")  # the stub's, now first on the path
 
 
 def load_pack():

@@ -104,9 +104,10 @@ class Direction:
         rows = self.deltas[0].expand(g.n_latent, -1) if self.space == "w" else self.deltas[0]
         deltas = []
         with torch.no_grad():
-            for layer in g.style_layers:
-                modulation = g._modconv(layer).modulation
-                weight = as_float64(modulation.weight) * modulation.scale  # s = (scale W) w + lr_mul b: the bias cancels
+            for layer, weight in zip(g.style_layers, g.style_weights()):
+                if weight is None:  # a style that is not linear in W (StyleGAN3's input transform): left as it is
+                    deltas.append(torch.zeros(1, layer.channels, dtype=torch.float64))
+                    continue
                 deltas.append((weight @ as_float64(rows[layer.w_index]).to(weight.device)).cpu())
         return Direction("s", deltas, dict(self.info))
 

@@ -300,7 +300,7 @@ class DomainAdapter:
         if self.k >= g.n_latent:  # every row is chosen, whatever the weights
             return rows, None
         with torch.no_grad():
-            w0 = self._w(self.draws.latents(self.step_index, "selection", s.auto_layer_batch, g.style_dim))
+            w0 = self._w(self.draws.latents(self.step_index, "selection", s.auto_layer_batch, g.z_dim))
         w = w0.clone().requires_grad_(True)  # an independent copy (SPEC 15.4: the reference's CPU aliasing)
         sgd = torch.optim.SGD([w], lr=SELECTION_LR)
         g.requires_grad_(False)
@@ -341,7 +341,7 @@ class DomainAdapter:
         modules, layer_weights = self.select_layers()
         set_trained(self.trainable, modules)
         with torch.no_grad():
-            w = self._w(self.draws.latents(step, "sample", s.batch_size, self.frozen.style_dim))
+            w = self._w(self.draws.latents(step, "sample", s.batch_size, self.frozen.z_dim))
             frozen_image = self.frozen(w, noise=self.draws.noise(step, "frozen", self.frozen, s.batch_size))
         trainable_image = self.trainable(w, noise=self.draws.noise(step, "trainable", self.trainable, s.batch_size))
         loss, parts = self._loss(frozen_image, trainable_image)
@@ -430,7 +430,7 @@ def adapt_domain(
     check_free(path, resume or overwrite)
     adapter = DomainAdapter(frozen, clips, settings, draws=draws, resume_from=path if resume else None)
     resumed_from = adapter.step_index if resume else None
-    preview_z = torch.randn(preview_count, frozen.style_dim, generator=torch.Generator().manual_seed(settings.seed)).to(adapter.device)
+    preview_z = torch.randn(preview_count, frozen.z_dim, generator=torch.Generator().manual_seed(settings.seed)).to(adapter.device)
     history = []
     overwrite = overwrite or resume
     while adapter.step_index < steps:

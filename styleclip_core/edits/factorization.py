@@ -101,14 +101,21 @@ def fix_signs(axes: torch.Tensor) -> torch.Tensor:
 
 
 def sefa_layers(g: Generator) -> list[str]:
-    """Modules whose modulation weights SeFa stacks, in state-dict order: conv1, to_rgb1, convs.*."""
+    """Modules whose modulation weights SeFa stacks, in state-dict order: conv1, to_rgb1, convs.*.
+    StyleGAN3 (no reference: SeFa's definition carried over): every synthesis layer's affine, ToRGB
+    included; not the input's, whose 4 outputs are a rotation and translation, not a modulation."""
+    if getattr(g, "architecture", None) == "stylegan3":
+        return [layer.module for layer in g.style_layers if layer.name != "input"]
     return [layer.module for layer in g.style_layers if not layer.module.startswith("to_rgbs.")]
 
 
 def sefa_matrix(g: Generator) -> torch.Tensor:
     """The stacked raw modulation weights ``A [sum C, D]`` (as stored, float32)."""
+    def weight(module):
+        m = g.get_submodule(module)
+        return (m.affine if hasattr(m, "affine") else m.conv.modulation).weight
     with torch.no_grad():
-        return torch.cat([g.get_submodule(m).conv.modulation.weight.detach().cpu().float() for m in sefa_layers(g)])
+        return torch.cat([weight(m).detach().cpu().float() for m in sefa_layers(g)])
 
 
 def sefa_factors(g: Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,7 +177,7 @@ def ganspace_samples(g: Generator, samples: int, seed: int) -> torch.Tensor:
     device = g.w_avg.device
     out = torch.empty(samples, g.style_dim)
     for start in range(0, samples, SAMPLE_BLOCK):
-        z = torch.randn(min(SAMPLE_BLOCK, samples - start), g.style_dim, generator=rng)
+        z = torch.randn(min(SAMPLE_BLOCK, samples - start), g.z_dim, generator=rng)
         out[start:start + z.shape[0]] = g.mapping(z.to(device)).float().cpu()
     return out
 

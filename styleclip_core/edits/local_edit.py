@@ -5,7 +5,11 @@ noise), keeping the feature map and running RGB image after every resolution fro
 ``start_resolution`` on; then the edited codes are rendered, and after each of those resolutions
 the edited pass's feature map and RGB image are replaced by ``m * edited + (1 - m) * original``
 (``torch.lerp``, which returns the original bit for bit where ``m`` is 0) with the mask resized to
-that resolution. At full resolution the mask is the user's (feathered) mask, so outside it the
+that resolution. StyleGAN3 has no resolution ladder: every synthesis layer has its own grid, the
+image in its centre and a margin around it, so the blend follows every layer whose sampling rate
+is at least ``start_resolution``, with the mask placed on that layer's grid
+(``models.stylegan3.layer_mask``); the last layer is ToRGB at full resolution, where the mask is
+the user's. At full resolution the mask is the user's (feathered) mask, so outside it the
 result is the original's plain rendering exactly; inside it, away from the feather band, it is the
 edit. (None of the reference repositories has this; it is the pack's own design.)
 
@@ -21,6 +25,7 @@ import torch.nn.functional as F
 
 from ..models.generator import Generator
 from ..models.latents import Latents
+from ..models.stylegan3 import layer_mask
 from ..values import called, check_finite
 from .masks import prepare_mask
 
@@ -52,22 +57,25 @@ def render_local_edit(
         orig_styles = [s.expand(batch, -1) for s in orig_styles]
     device = edit_styles[0].device
     full = prepare_mask(mask.to(device), batch, g.size, feather)
-    masks = {r: (full if r == g.size else F.interpolate(full, size=(r, r), mode="area")) for r in g.channels}
+    if getattr(g, "architecture", None) == "stylegan3":  # hooks after every layer, keyed by its index
+        masks = {i: layer_mask(full, spec) for i, spec in enumerate(g.synthesis.specs) if spec.out_sampling_rate >= start_resolution}
+    else:  # hooks after every resolution
+        masks = {r: (full if r == g.size else F.interpolate(full, size=(r, r), mode="area")) for r in g.channels if r >= start_resolution}
 
     kept = {}
 
-    def keep(resolution, x, rgb):
-        if resolution >= start_resolution:
-            kept[resolution] = (x, rgb)
+    def keep(key, x, rgb):
+        if key in masks:
+            kept[key] = (x, rgb)
         return x, rgb
 
     g.synthesis(orig_styles, noise=noise, layer_hook=keep)
 
-    def blend(resolution, x, rgb):
-        if resolution < start_resolution:
+    def blend(key, x, rgb):
+        if key not in masks:
             return x, rgb
-        m = masks[resolution].to(x.dtype)
-        x_orig, rgb_orig = kept.pop(resolution)
-        return torch.lerp(x_orig, x, m), torch.lerp(rgb_orig, rgb, m)
+        m = masks[key].to(x.dtype)
+        x_orig, rgb_orig = kept.pop(key)
+        return torch.lerp(x_orig, x, m), (None if rgb is None else torch.lerp(rgb_orig, rgb, m))
 
     return g.synthesis(edit_styles, noise=noise, layer_hook=blend)

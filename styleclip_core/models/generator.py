@@ -296,6 +296,11 @@ class Generator(nn.Module):
             "channels": {str(r): c for r, c in self.channels.items()},
         }
 
+    @property
+    def z_dim(self) -> int:
+        """Width of Z (StyleGAN2: that of W; StyleGAN3 generators may differ)."""
+        return self.style_dim
+
     @classmethod
     def from_config(cls, config: dict) -> "Generator":
         return cls(config["size"], config["style_dim"], config["n_mlp"], {int(r): c for r, c in config["channels"].items()}, config.get("lr_mlp", 0.01))
@@ -449,6 +454,16 @@ class Generator(nn.Module):
         """W+ whose rows < inject_index come from w1 and the rest from w2."""
         w1, w2 = self.to_w_plus(w1), self.to_w_plus(w2)
         return torch.cat([w1[:, :inject_index], w2[:, inject_index:]], 1)
+
+    @torch.no_grad()
+    def style_weights(self) -> list[torch.Tensor]:
+        """Per StyleSpace layer, the float64 matrix ``[C, D]`` of the linear part of W -> style
+        (``s = (scale W) w + lr_mul b``): a W change ``d`` moves the style by ``matrix @ d``."""
+        out = []
+        for layer in self.style_layers:
+            m = self._modconv(layer).modulation
+            out.append(m.weight.detach().double() * m.scale)
+        return out
 
     def styles(self, w_plus: torch.Tensor) -> list[torch.Tensor]:
         """W+ -> StyleSpace: one ``[B, C_i]`` style vector per modulated convolution, generator order."""

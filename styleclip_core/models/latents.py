@@ -87,7 +87,7 @@ def sample_latents(g: Generator, batch_size: int, seed: int, truncation_psi: flo
     batch_size = check_count(batch_size, called(names, "batch_size"))
     gen = seeded(seed)
     device = g.w_avg.device
-    z = torch.randn(batch_size, g.style_dim, generator=gen).to(device)
+    z = torch.randn(batch_size, g.z_dim, generator=gen).to(device)
     with torch.no_grad():
         w = g.mapping(z)
         w = g.truncate(w, truncation_psi, g.truncation_center()) if truncation_psi != 1 else w

@@ -283,14 +283,18 @@ class SynthesisNetwork(nn.Module):
 
     def forward(self, styles, noise=None, generator=None, layer_hook=None, start=None):
         """StyleSpace -> image ``[B, 3, R, R]`` (not clamped). ``noise`` and ``generator`` are
-        accepted and ignored (StyleGAN3 has no noise inputs)."""
-        if layer_hook is not None or start is not None:
-            raise NotImplementedError("StyleGAN3 synthesis has no per-resolution hook or partial start (no resolution ladder)")
+        accepted and ignored (StyleGAN3 has no noise inputs). ``layer_hook(i, features, None)``
+        runs after synthesis layer ``i`` (``specs[i]`` says its grid) and returns the features
+        (and None); there is no resolution ladder, so no partial ``start``."""
+        if start is not None:
+            raise NotImplementedError("StyleGAN3 synthesis cannot resume from a partial state (every layer has its own grid); render all of it")
         if len(styles) != len(self.layer_names) + 1:
             raise ValueError(f"expected {len(self.layer_names) + 1} style vectors (the input's 4 values, then one per layer), found {len(styles)}")
         x = self.input(styles[0])
-        for name, s in zip(self.layer_names, styles[1:]):
+        for i, (name, s) in enumerate(zip(self.layer_names, styles[1:])):
             x = getattr(self, name)(x, s)
+            if layer_hook is not None:
+                x, _ = layer_hook(i, x, None)
         return x * self.output_scale if self.output_scale != 1 else x
 
 
@@ -303,6 +307,17 @@ class StyleGAN3Layer(StyleLayer):
     @property
     def is_torgb(self) -> bool:
         return self.torgb
+
+
+def layer_mask(mask: torch.Tensor, spec: LayerSpec) -> torch.Tensor:
+    """An image-space mask ``[B, 1, R, R]`` on a synthesis layer's grid: the image spans the central
+    ``out_sampling_rate`` samples of its ``out_size`` (the rest is the margin the layer computes
+    around the image, SPEC 13.4), so the mask is area-resized to that many samples and padded with
+    its edge values over the margin."""
+    inner = min(int(round(spec.out_sampling_rate)), spec.out_size)
+    m = mask if mask.shape[-1] == inner else F.interpolate(mask, size=(inner, inner), mode="area")
+    pad = (spec.out_size - inner) // 2
+    return F.pad(m, [pad, spec.out_size - inner - pad] * 2, mode="replicate") if pad or spec.out_size != inner else m
 
 
 class StyleGAN3Generator(nn.Module):
@@ -339,6 +354,10 @@ class StyleGAN3Generator(nn.Module):
     def num_layers(self) -> int:
         return 0  # noise maps: none
 
+    @property
+    def n_mlp(self) -> int:
+        return self.mapping.num_layers
+
     @classmethod
     def from_config(cls, config: dict) -> "StyleGAN3Generator":
         return cls({k: v for k, v in config.items() if k != "architecture"})
@@ -361,6 +380,7 @@ class StyleGAN3Generator(nn.Module):
         return self.w_avg[None]
 
     truncate = staticmethod(Generator.truncate)
+    style_mix = Generator.style_mix
 
     def to_w_plus(self, w: torch.Tensor) -> torch.Tensor:
         if w.ndim == 2:
@@ -378,6 +398,17 @@ class StyleGAN3Generator(nn.Module):
 
     def forward(self, w_plus: torch.Tensor, noise=None, generator=None) -> torch.Tensor:
         return self.synthesis(self.styles(w_plus))
+
+    @torch.no_grad()
+    def style_weights(self) -> list[torch.Tensor | None]:
+        """Per StyleSpace layer, the float64 ``[C, D]`` linear part of W -> style (ToRGB with its
+        1 / sqrt(C_in)); None for the input, whose ``(c, s, tx, ty)`` is normalised (not linear)."""
+        syn, out = self.synthesis, [None]
+        for spec in syn.specs:
+            a = getattr(syn, spec.name).affine
+            w = a.weight.detach().double() * a.weight_gain
+            out.append(w / math.sqrt(spec.in_channels * spec.conv_kernel ** 2) if spec.is_torgb else w)
+        return out
 
     def make_noise(self, batch: int, mode="const", generator=None) -> list:
         return []

@@ -104,7 +104,7 @@ class LocalityRegularizer:
             if z.shape[0] < n:
                 raise ValueError(f"z_draws: {self.z_draws.shape[0]} rows, more locality steps asked for")
         else:
-            z = torch.from_numpy(self.random.randn(n, self.original.style_dim))
+            z = torch.from_numpy(self.random.randn(n, self.original.z_dim))
         self.used += n
         return z
 

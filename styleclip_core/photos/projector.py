@@ -64,7 +64,7 @@ class Projection:
 def w_statistics(g: Generator, samples: int = 600, seed: int = 123) -> tuple[torch.Tensor, float]:
     """(``w_avg`` ``[1, 1, style_dim]``, scalar ``w_std``) of ``samples`` mapped codes, computed as the
     reference does (NumPy's legacy stream for z, float32 NumPy reductions for the statistics)."""
-    z = np.random.RandomState(seed).randn(samples, g.style_dim)
+    z = np.random.RandomState(seed).randn(samples, g.z_dim)
     with torch.no_grad():
         w = g.mapping(torch.from_numpy(z).to(g.w_avg.device, torch.float32))
     w = w.cpu().numpy().astype(np.float32)[:, None, :]
