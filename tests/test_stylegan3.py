@@ -148,3 +148,22 @@ def test_tiny_models_folder_has_a_stylegan3(tmp_path):
     tiny_models.write_models_folder(str(tmp_path), kinds=["generator_sg3_t"])
     path = os.path.join(tmp_path, "stylegan", "stylegan3-t-ffhq-1024x1024.pkl")
     assert isinstance(generator_files.load_generator(path), StyleGAN3Generator)
+
+
+def test_domain_adaptation_trains_the_references_stylegan3_layers(g):
+    """StyleGAN-NADA on StyleGAN3 (ZSSGAN.py SG3Generator): no layer selection, every synthesis child
+    but L10 and L12 of a 14-layer net trains, affines frozen."""
+    from styleclip_core.edits import domain_adaptation as da
+
+    with torch.device("meta"):
+        stock = StyleGAN3Generator({"img_resolution": 1024})
+    assert da.stylegan3_modules(stock) == ["synthesis.input", *(f"synthesis.{n}" for i, n in enumerate(stock.synthesis.layer_names) if i not in (10, 12))]
+    clip = stand_in_clip(seed=1, preprocessing="nada")
+    adapter = da.DomainAdapter(g, [clip], da.DomainAdaptationSettings(batch_size=2))
+    before = {k: v.clone() for k, v in adapter.trainable.state_dict().items()}
+    report = adapter.step()
+    assert report.trained == da.stylegan3_modules(g) and report.layer_weights is None
+    after = adapter.trainable.state_dict()
+    changed = {k for k in after if not torch.equal(after[k], before[k])}
+    assert changed and all(".affine." not in k and not k.startswith("mapping.") for k in changed)
+    assert any(k.endswith(".weight") and ".L" in k for k in changed)

@@ -55,6 +55,14 @@ although nothing regularises. As under torch >= 2 (``zero_grad`` sets gradients 
 parameter that is not trained in a step has no gradient, and Adam neither moves it nor counts
 the step for it: each parameter's bias correction counts its own steps.
 
+StyleGAN3 generators (``SG3Generator`` in ``ZSSGAN/model/ZSSGAN.py``): the reference selects no
+layers for them (its selection code needs StyleGAN2's layer list; the README says they do not
+support layer freezing), so every step trains ``get_training_layers``: the synthesis children
+``[:11] + [12:13] + [14:]`` (input, L0-L9, L11, L13, L14 of a 14-layer net: all but L10 and L12),
+their affines frozen, whatever the selection settings. The codes are ``SG3Generator.style``'s,
+truncated at 0.7 toward ``w_avg`` on every row (its default, which ``ZSSGAN.forward`` does not
+override), and the frozen image gets ``N(0, (5e-4)^2)`` noise "in place of noise injections".
+
 Defaults are the README's command (``--batch 2 --lr 0.002 --iter 301 --auto_layer_k 18
 --auto_layer_iters 1 --auto_layer_batch 8``, ViT-B/32 and ViT-B/16 with weights 1 and 1); the
 argparse defaults differ (batch 16, auto_layer_k 1), and the docstring of ``train.py`` turns
@@ -85,6 +93,8 @@ from .training_checkpoints import check_free, load_optimizer_state, optimizer_st
 
 LR_RATIO = 4 / 5  # train.py: g_reg_ratio = g_reg_every / (g_reg_every + 1), g_reg_every 4
 SELECTION_LR = 0.01  # ZSSGAN.determine_opt_layers: SGD([w_codes], lr=0.01)
+SG3_TRUNCATION = 0.7  # SG3Generator.style(z_codes, truncation=0.7)
+SG3_JITTER = 5e-4  # ZSSGAN.forward: frozen_img + randn_like(frozen_img) * 5e-4 for StyleGAN3
 TRAINING_FORMAT = 1
 # Trained modules without adaptive selection (SG2Generator.get_training_layers(phase)); None in the
 # reference is "default". Each is (children, conv range): 'const' is the learned 4x4 input.
@@ -185,11 +195,25 @@ def phase_modules(g: Generator, phase: str) -> list[str]:
     return ["input", "conv1", *chosen[phase]]
 
 
+def stylegan3_modules(g) -> list[str]:
+    """What the reference trains in a StyleGAN3 generator (``SG3Generator.get_training_layers``)."""
+    children = ["synthesis.input", *(f"synthesis.{n}" for n in g.synthesis.layer_names)]
+    return children[:11] + children[12:13] + children[14:]
+
+
+def is_stylegan3(g) -> bool:
+    return getattr(g, "architecture", None) == "stylegan3"
+
+
 def set_trained(g: Generator, modules: Sequence[str]) -> None:
-    """Only the parameters of ``modules`` (whole subtrees) take gradients."""
+    """Only the parameters of ``modules`` (whole subtrees) take gradients; of a StyleGAN3 layer,
+    not its affine (``SG3Generator.unfreeze_layers``)."""
     g.requires_grad_(False)
     for name in modules:
-        g.get_submodule(name).requires_grad_(True)
+        module = g.get_submodule(name)
+        module.requires_grad_(True)
+        if is_stylegan3(g) and hasattr(module, "affine"):
+            module.affine.requires_grad_(False)
 
 
 # ---- random draws -----------------------------------------------------------------------------
@@ -207,7 +231,11 @@ class SeededDraws:
 
     def latents(self, step: int, what: str, n: int, dim: int) -> torch.Tensor:
         """``[n, dim]`` standard normal z ('sample': the step's batch; 'selection': layer selection)."""
-        return torch.randn(n, dim, generator=self._generator(step, what))
+        return self.normal(step, what, (n, dim))
+
+    def normal(self, step: int, what: str, shape) -> torch.Tensor:
+        """Standard normal values of ``shape`` (StyleGAN3's frozen-image jitter: 'jitter')."""
+        return torch.randn(tuple(shape), generator=self._generator(step, what))
 
     def noise(self, step: int, what: str, g: Generator, n: int) -> list[torch.Tensor]:
         """Per-layer noise maps for ``n`` images ('frozen', 'trainable', 'selection.<k>')."""
@@ -289,11 +317,16 @@ class DomainAdapter:
     # -- one step --
 
     def _w(self, z: torch.Tensor) -> torch.Tensor:
-        return self.frozen.to_w_plus(self.frozen.mapping(z.to(self.device)))
+        w = self.frozen.to_w_plus(self.frozen.mapping(z.to(self.device)))
+        if is_stylegan3(self.frozen):  # SG3Generator.style truncates at 0.7 by default
+            w = self.frozen.truncate(w, SG3_TRUNCATION, self.frozen.truncation_center())
+        return w
 
     def select_layers(self) -> tuple[list[str], list[float] | None]:
         """(modules to train this step, the selection's per-row weights or None)."""
         s, g = self.settings, self.trainable
+        if is_stylegan3(g):
+            return stylegan3_modules(g), None
         if s.auto_layer_iters == 0:
             return phase_modules(g, s.phase), None
         rows = selectable_modules(g)
@@ -343,6 +376,8 @@ class DomainAdapter:
         with torch.no_grad():
             w = self._w(self.draws.latents(step, "sample", s.batch_size, self.frozen.z_dim))
             frozen_image = self.frozen(w, noise=self.draws.noise(step, "frozen", self.frozen, s.batch_size))
+            if is_stylegan3(self.frozen):  # in place of noise injections (ZSSGAN.forward)
+                frozen_image = frozen_image + self.draws.normal(step, "jitter", frozen_image.shape).to(frozen_image) * SG3_JITTER
         trainable_image = self.trainable(w, noise=self.draws.noise(step, "trainable", self.trainable, s.batch_size))
         loss, parts = self._loss(frozen_image, trainable_image)
         value = float(loss.detach())
