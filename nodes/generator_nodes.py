@@ -17,6 +17,13 @@ from .common import CATEGORY, TINY_STAND_IN, Generator, Latent, NodeProgress, de
 LATENT_EXTENSIONS = (".safetensors", ".pt")
 
 
+def architecture_name(g) -> str:
+    """'StyleGAN2', or 'StyleGAN3-T' / 'StyleGAN3-R' (R: 1x1 convolutions and radial filters)."""
+    if getattr(g, "architecture", None) != "stylegan3":
+        return "StyleGAN2"
+    return "StyleGAN3-R" if g.synthesis.specs[0].conv_kernel == 1 else "StyleGAN3-T"
+
+
 class LoadGenerator(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -25,7 +32,8 @@ class LoadGenerator(io.ComfyNode):
             display_name="Load StyleGAN2 Generator",
             category=CATEGORY,
             description="Loads a StyleGAN2 generator from models/stylegan: rosinality .pt (stylegan2-ffhq-config-f.pt), "
-            "NVIDIA .pkl (TensorFlow or stylegan2-ada-pytorch; read without running code from the file) or .safetensors. "
+            "NVIDIA .pkl (TensorFlow or stylegan2-ada-pytorch; read without running code from the file) or .safetensors; "
+            "or a StyleGAN3 one (config T or R): NVIDIA's .pkl (stylegan3-t-ffhq-1024x1024.pkl, ...), stylegan3-editing's .pt or .safetensors. "
             "The architecture is read from the file.",
             inputs=[
                 io.Combo.Input("generator_name", options=model_files("stylegan"), tooltip="Generator file in ComfyUI/models/stylegan."),
@@ -52,7 +60,7 @@ class LoadGenerator(io.ComfyNode):
         with gradient_capable():
             g = managed(generator_files.load_generator(path, "cpu", ops_backend).set_precision(precision))
         info = (
-            f"{generator_name}: {g.size}px, W+ [{g.n_latent}, {g.style_dim}], mapping {g.n_mlp} layers, "
+            f"{generator_name}: {architecture_name(g)} {g.size}px, W+ [{g.n_latent}, {g.style_dim}], mapping {g.n_mlp} layers, "
             f"{'W average from the file' if g.has_w_avg else 'no W average in the file (truncation uses the mean of 4096 samples)'}; "
             f"ops: {describe(ops_backend, device(), ops_dtypes(precision))}, precision {precision}"
         )
