@@ -12,7 +12,7 @@ from comfy_api.latest import io
 from ..styleclip_core.edits.channel_relevance import RelevanceJob
 from ..styleclip_core.edits.directions import Direction as EditDirection
 from ..styleclip_core.edits.relevance_cache import is_fs3_file, relevance_for, relevance_from_file
-from ..styleclip_core.models.generator import num_conv_channels
+from ..styleclip_core.edits.global_directions import covers_every_layer, describe_coverage, num_relevance_channels
 from ..styleclip_core.models.render import image_grid
 from ..styleclip_core.precision import PRECISIONS, canonical
 from .common import CATEGORY, Clip, Direction, Generator, Latent, NodeProgress, Relevance, model_files, unique_model_path, use
@@ -44,21 +44,23 @@ class ChannelRelevance(io.ComfyNode):
             description="What the global method needs for a generator: per-channel style statistics (100k sampled faces, no rendering; "
             "cached) and fs3, how each StyleSpace channel moves CLIP's image embedding. fs3 is read from models/styleclip_global "
             "(the official fs3.npy for FFHQ 1024 + OpenAI ViT-B/32, or a file computed here) or computed: hours on a GPU, weeks on a "
-            "CPU (README). A computation is cached under a name made of the generator's and CLIP's content hashes, reused whenever "
+            "CPU (README). StyleGAN3 generators follow stylegan3-editing: every StyleSpace channel (the input's transform codes and ToRGB "
+            "included), its statistics recipe (psi 0.5) and image preprocessing. A computation is cached under a name made of the generator's and CLIP's content hashes, reused whenever "
             "they match, and resumes where an interrupted run stopped.",
             inputs=[
                 Generator.Input("generator", tooltip="The generator whose StyleSpace channels are measured."),
                 io.Combo.Input(
                     "fs3", options=[COMPUTE, *[f for f in model_files("styleclip_global") if is_fs3_file(f)]], default=COMPUTE,
                     tooltip="An fs3 file from models/styleclip_global (the official fs3.npy matches stylegan2-ffhq-config-f and OpenAI's "
-                    "ViT-B-32 only), or compute it for the connected generator and CLIP (a cached result is reused).",
+                    "ViT-B-32 only; for StyleGAN3, stylegan3-editing's delta_i_c.npy of that generator), or compute it for the connected generator and CLIP (a cached result is reused).",
                 ),
                 Clip.Input("clip", optional=True, tooltip="The CLIP model (needed to compute; with a file made here it is checked against the file)."),
                 io.Int.Input("num_images", default=100, min=1, max=10000, tooltip="Faces each channel is probed on (reference: 100). Time grows linearly."),
                 io.Combo.Input(
                     "layers", options=list(LAYERS), default="all conv layers",
                     tooltip="Conv layers to probe. 'all' gives every channel a relevance (as the released FFHQ file, 6048 rows at 1024 px); "
-                    "'up to 128 px' is SingleChannel.py as written (5376 rows at 1024 px; finer layers are never edited). The extra layers cost little.",
+                    "'up to 128 px' is SingleChannel.py as written (5376 rows at 1024 px; finer layers are never edited). The extra layers cost little. "
+                    "StyleGAN3: 'all' only (every StyleSpace channel, input and ToRGB included).",
                 ),
                 io.Int.Input("batch_size", default=16, min=2, max=1024, tooltip="Probe images rendered and encoded at once (GPU: 32-128; lower it if memory runs out). Results do not depend on it."),
                 io.Combo.Input(
@@ -69,8 +71,9 @@ class ChannelRelevance(io.ComfyNode):
                 io.Int.Input("statistics_samples", default=100000, min=1000, max=1000000, step=1000, tooltip="Faces for the style statistics (reference: 100000)."),
                 io.Boolean.Input(
                     "earlier_channels_at_mean", default=True,
-                    tooltip="On: as SingleChannel.py runs (a shallow copy leaves every channel probed before at its mean, and finished layers "
-                    "at their means). Off: only the probed channel is set to its mean.",
+                    tooltip="On: as the reference script runs. StyleGAN2 (SingleChannel.py): a shallow copy leaves every channel probed before at "
+                    "its mean, and finished layers at their means. StyleGAN3 (create_delta_i_c.py): probed values are never restored, so every "
+                    "channel probed before stays at mean + 5 std. Off: only the probed channel is changed.",
                 ),
             ],
             outputs=[
@@ -97,12 +100,15 @@ class ChannelRelevance(io.ComfyNode):
         if fs3 == COMPUTE:
             if clip is None:
                 raise ValueError("computing channel relevance needs a CLIP model: connect Load CLIP, or choose an fs3 file")
-            job = RelevanceJob(num_images=num_images, max_resolution=LAYERS[layers], cumulative_mean=earlier_channels_at_mean, precision=precision)
+            if covers_every_layer(generator) and LAYERS[layers] is not None:
+                raise ValueError(f"layers {layers!r} is StyleCLIP's StyleGAN2 recipe: a StyleGAN3 generator's relevance covers every channel of "
+                                 f"every StyleSpace key, input and ToRGB included (stylegan3-editing); choose {next(iter(LAYERS))!r}")
+            job = RelevanceJob.for_generator(generator, num_images=num_images, max_resolution=LAYERS[layers], cumulative_mean=earlier_channels_at_mean, precision=precision)
             rel = relevance_for(generator, clip, folders, job, batch_size, statistics_samples, progress)
         else:
             rel = relevance_from_file(folder_paths.get_full_path_or_raise("styleclip_global", fs3), generator, folders, statistics_samples, clip, progress)
-        rows, total = rel.fs3.shape[0], num_conv_channels(generator)
-        info = f"{os.path.basename(rel.source)}: fs3 [{rows}, {rel.fs3.shape[1]}] ({rows} of {total} conv channels)"
+        rows, total = rel.fs3.shape[0], num_relevance_channels(generator)
+        info = f"{os.path.basename(rel.source)}: fs3 [{rows}, {rel.fs3.shape[1]}] ({rows} of {total} {describe_coverage(generator)})"
         if rel.info.get("computed"):
             info += f", computed in {rel.info['seconds']:.0f} s ({rel.info['rendered']} probe images, {rel.info['encoded']} CLIP encodings)"
         elif fs3 == COMPUTE:

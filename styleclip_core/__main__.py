@@ -81,8 +81,8 @@ def add_relevance_arguments(parser):
     parser.add_argument("--architecture", default="auto", help="open_clip architecture of --clip ('auto' for OpenAI-layout files)")
     parser.add_argument("--cache-dir", required=True, help="the cache folder (ComfyUI/models/styleclip_global, so the nodes find the result)")
     parser.add_argument("--num-images", type=int, default=100, help="faces each channel is probed on (reference: 100)")
-    parser.add_argument("--layers", choices=["all", "128"], default="all", help="probe every conv layer, or those up to 128 px as SingleChannel.py does")
-    parser.add_argument("--channels-alone", action="store_true", help="reset only the probed channel to its mean (the reference leaves earlier ones there too)")
+    parser.add_argument("--layers", choices=["all", "128"], default="all", help="probe every conv layer, or those up to 128 px as SingleChannel.py does (StyleGAN3: all only, every StyleSpace channel)")
+    parser.add_argument("--channels-alone", action="store_true", help="change only the probed channel (the references leave earlier ones at their means, StyleGAN3's at mean + 5 std)")
     parser.add_argument("--batch-size", type=int, default=16, help="probe images rendered and encoded at once")
     parser.add_argument("--precision", choices=list(PRECISIONS), type=canonical, default="fp32", help="bf16 / fp16: autocast, a GPU speed option (float32 / bfloat16 / float16 are accepted too)")
     parser.add_argument("--statistics-samples", type=int, default=100_000)
@@ -111,7 +111,8 @@ def relevance_command(args) -> int:
     device = distributed.device_for_rank(args.device)
     g = load_generator(args.generator, device)
     clip = load_clip(args.clip, args.architecture, device)
-    job = RelevanceJob(num_images=args.num_images, max_resolution=None if args.layers == "all" else 128, cumulative_mean=not args.channels_alone, precision=args.precision)
+    job = RelevanceJob.for_generator(g, num_images=args.num_images, max_resolution=None if args.layers == "all" else 128, cumulative_mean=not args.channels_alone,
+                                     precision=args.precision)
     phase = {"total": None, "start": 0.0, "printed": 0.0}
     who = f"rank 0 of {size}: " if size > 1 else ""
 

@@ -2,6 +2,29 @@
 ``GetFs``): for every StyleSpace conv channel, how the CLIP image embedding moves when that
 channel goes from mean - alpha std to mean + alpha std, over ``num_images`` faces.
 
+StyleGAN3 generators follow stylegan3-editing's ``preprocess/create_delta_i_c.py`` (SPEC 13.9;
+its ``delta_i_c`` is this module's fs3) through the same loop: every channel of every StyleSpace
+key, the input's 4 values and ToRGB included (``global_directions.relevance_layers``); faces of
+``RandomState(0)``, psi 0.5, cutoff 8 (the first faces of its ``s_statistics.py``; ``RelevanceJob.for_generator``);
+strength 5 (its FFHQ value); each probe rendered by full synthesis from S (StyleGAN3 has no
+partial start); images resized bicubic (align_corners) to CLIP's size, ``[-1, 1] -> [0, 1]``,
+clamped and normalised, without the uint8 step of SingleChannel.py (``clip_input_for_relevance``).
+
+Decision on the reference quirks (``RelevanceJob.cumulative_mean``): reproduced, and on by
+default for both generators, so that a table computed here with the defaults is the table the
+reference script computes for the same generator and CLIP (and so comparable with the tables
+the references released: StyleCLIP's ``fs3.npy``, stylegan3-editing's ``delta_i_c.npy`` for
+sg3-r-ffhq-1024 and others, which those scripts made); off measures each channel alone:
+
+* StyleGAN2, SingleChannel.py: the per-channel "set to mean" writes through a shallow list copy,
+  so every channel probed before, in the layer and in finished layers, stays at its **mean**;
+* StyleGAN3, create_delta_i_c.py: the probed value is written into the shared S codes and never
+  restored, so every channel probed before, of this key and of every earlier key, stays at the
+  **+ probe's value, mean + strength std**. This drifts much further from real faces than
+  StyleGAN2's quirk (by the last keys every earlier key sits at mean + 5 std in every face, the
+  input's transform codes included), so off is the better measurement for a table of one's own;
+  on stays the default for the agreement above, and the choice is part of the job (cache name).
+
 Two parts: ``channel_relevance`` is the batch loop (faces rendered up to the probed layer once,
 then probes in batches that run across channel boundaries, computed in units of whole batches
 that any process or ``torchrun`` rank can compute alone with the same bits), and
@@ -23,20 +46,33 @@ import torch.nn.functional as F
 
 from .. import distributed
 from ..formats.files import read_safetensors, save_atomic
-from ..models.generator import Generator, conv_layers
+from ..models.generator import Generator
 from ..precision import autocast_dtype, canonical, torch_name
 from ..progress import Progress
 from ..values import check_count
 from .directions import as_float64
-from .global_directions import StyleStatistics, reference_styles, sample_z
+from .global_directions import StyleStatistics, covers_every_layer, reference_styles, relevance_layers, sample_z, statistics_recipe
 
 SAVE_EVERY_S = 60  # finished rows are written at most this often (and after each layer)
 PREVIEW_EVERY_S = 2  # a probe image goes to the progress callback at most this often
 
 
-def clip_input_for_relevance(images: torch.Tensor, size: int = 224, mean=(0.48145466, 0.4578275, 0.40821073), std=(0.26862954, 0.26130258, 0.27577711)) -> torch.Tensor:
-    """What SingleChannel.py feeds CLIP: the image saved as uint8, then CLIP's own preprocessing
-    (bicubic resize of the short side to 224, centre crop, mean/std normalisation)."""
+STYLECLIP, STYLEGAN3_EDITING = "styleclip", "stylegan3-editing"  # the two references' image preprocessing
+
+
+def clip_input_for_relevance(images: torch.Tensor, size: int = 224, mean=(0.48145466, 0.4578275, 0.40821073), std=(0.26862954, 0.26130258, 0.27577711),
+                             recipe: str = STYLECLIP) -> torch.Tensor:
+    """What the reference feeds CLIP. ``recipe`` 'styleclip' (SingleChannel.py): the image saved
+    as uint8, then CLIP's own preprocessing (bicubic resize of the short side to 224, centre
+    crop, mean/std normalisation). 'stylegan3-editing' (create_delta_i_c.py ``generate_images``):
+    bicubic resize to ``size`` x ``size`` with align_corners and no antialiasing, ``(x + 1) / 2``
+    clamped to [0, 1], mean/std normalisation."""
+    if recipe == STYLEGAN3_EDITING:
+        x = F.interpolate(images.float(), size=(size, size), mode="bicubic", align_corners=True)
+        x = ((x + 1) / 2).clamp(0, 1)
+        return (x - torch.tensor(mean, device=x.device)[:, None, None]) / torch.tensor(std, device=x.device)[:, None, None]
+    if recipe != STYLECLIP:
+        raise ValueError(f"image preprocessing recipe must be {STYLECLIP!r} or {STYLEGAN3_EDITING!r}, found {recipe!r}")
     x = ((images.float() + 1) * 127.5).round().clamp(0, 255) / 255
     h, w = x.shape[-2:]
     scale = size / min(h, w)
@@ -52,10 +88,10 @@ class RelevanceJob:
     run continues only the same job."""
 
     num_images: int = 100
-    alpha: float = 5.0
-    max_resolution: int | None = 128  # as written in SingleChannel.py; None = every conv layer
-    cumulative_mean: bool = True  # the reference's shallow-copy quirk (SPEC 3.3.5)
-    seed: int = 5
+    alpha: float = 5.0  # the probe's strength in stds (both references: 5; stylegan3-editing 10 off FFHQ)
+    max_resolution: int | None = 128  # as written in SingleChannel.py; None = every conv layer (StyleGAN3: None only)
+    cumulative_mean: bool = True  # the reference's quirk (SPEC 3.3.5; StyleGAN3: SPEC 13.9), see the module doc
+    seed: int = 5  # the faces: StyleCLIP's (StyleGAN3: RelevanceJob.for_generator)
     psi: float = 0.7
     cutoff: int | None = 8
     # 'bf16' / 'fp16': rendering and CLIP under torch.autocast, a GPU speed option whose rows
@@ -66,8 +102,24 @@ class RelevanceJob:
         self.precision = canonical(self.precision)
         self.num_images = check_count(self.num_images, "num_images")
 
+    @classmethod
+    def for_generator(cls, g: Generator, **settings) -> "RelevanceJob":
+        """The reference's job for ``g`` with ``settings`` changed: StyleCLIP's defaults for
+        StyleGAN2; stylegan3-editing's for StyleGAN3 (every layer, faces of ``RandomState(0)``
+        at psi 0.5, cutoff 8, as its ``s_statistics.py`` stores them for create_delta_i_c.py)."""
+        if covers_every_layer(g):
+            return cls(**{"max_resolution": None, **statistics_recipe(g), **settings})
+        return cls(**settings)
+
     def layers(self, g: Generator) -> list[int]:
-        return [i for i in conv_layers(g) if self.max_resolution is None or g.style_layers[i].resolution <= self.max_resolution]
+        """The StyleSpace layers probed, in fs3 row order (StyleGAN2: the conv layers up to
+        ``max_resolution``; StyleGAN3: every layer)."""
+        if covers_every_layer(g):
+            if self.max_resolution is not None:
+                raise ValueError(f"StyleGAN3 channel relevance covers every channel of every StyleSpace key (stylegan3-editing's create_delta_i_c.py): "
+                                 f"probing only layers up to {self.max_resolution} px is StyleCLIP's StyleGAN2 recipe; choose every layer (max_resolution None)")
+            return relevance_layers(g)
+        return [i for i in relevance_layers(g) if self.max_resolution is None or g.style_layers[i].resolution <= self.max_resolution]
 
     def record(self) -> dict:
         """The job as files record it (and cache names hash it): the precision by its torch
@@ -210,7 +262,7 @@ def channel_relevance(
     g: Generator,
     encode_image: Callable[[torch.Tensor], torch.Tensor],
     stats: StyleStatistics,
-    job: RelevanceJob = RelevanceJob(),
+    job: RelevanceJob | None = None,
     batch_size: int = 16,
     partial_path: str | None = None,
     progress: Progress | None = None,
@@ -220,13 +272,15 @@ def channel_relevance(
 ) -> torch.Tensor | None:
     """fs3: for each probed conv channel, the mean over ``num_images`` faces of the normalised change
     of the L2-normalised CLIP image embedding between s_c = mean - alpha std and mean + alpha std,
-    normalised (SingleChannel.py + GetFs). Rows in conv-layer order, then channel.
+    normalised (SingleChannel.py + GetFs; StyleGAN3: create_delta_i_c.py over every channel of every
+    key). Rows in layer order, then channel. ``job`` None: ``RelevanceJob.for_generator(g)``.
 
     ``encode_image(x) -> [B, E]`` embeds ``prepare_image(images)`` (or the images in [-1, 1]
-    themselves without ``prepare_image``). Work per probed layer: the faces are rendered up to the
-    layer once; every probe then renders only the layers from the probed one on, in batches of
-    ``batch_size`` probes that run across channel boundaries. A face's - and + probes whose encoder
-    inputs are identical (the same uint8 image) are not encoded: their difference is zero either way.
+    themselves without ``prepare_image``). Work per probed layer: StyleGAN2 renders the faces up to
+    the layer once and every probe only the layers from the probed one on; StyleGAN3 renders every
+    probe from S in full (it has no partial start). Probes go in batches of ``batch_size`` that run
+    across channel boundaries. A face's - and + probes whose encoder inputs are identical (the
+    same uint8 image) are not encoded: their difference is zero either way.
 
     The channels are computed in ``relevance_units``: whole batches of the single-process loop, so
     rows are the same bits whichever process computes them (for the same ``batch_size``, device
@@ -244,6 +298,7 @@ def channel_relevance(
     that many (``RelevanceStopped``, rows kept). ``tally`` (a dict) receives the numbers of probes
     rendered and encoded (on rank 0: of all ranks).
     """
+    job = RelevanceJob.for_generator(g) if job is None else job
     layers = job.layers(g)
     if not layers:
         raise ValueError(f"no conv layer at or below {job.max_resolution}px to probe")
@@ -277,6 +332,7 @@ def channel_relevance(
             base = [s.to(device) for s in reference_styles(g, sample_z(job.num_images, g.style_dim, job.seed), job.psi, job.cutoff)]
             mean = [m.to(device) for m in stats.mean]
             std = [s.to(device) for s in stats.std]
+            parked = [_parked_value(g, job, m, sd) for m, sd in zip(mean, std)]
             for layer in layers:
                 here = [u for u in mine if u.layer == layer]
                 if here and not stopped:
@@ -286,7 +342,7 @@ def channel_relevance(
                     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                         state = _prefix_state(g, base, layer, batch)
                     for unit in here:
-                        for first, rows, images in _unit_batches(g, encode_image, prepare_image, base, state, mean[layer], std[layer], unit, job, batch, counts):
+                        for first, rows, images in _unit_batches(g, encode_image, prepare_image, base, state, mean[layer], std[layer], parked[layer], unit, job, batch, counts):
                             if rows is not None:
                                 store.add(rows, first)
                                 known.update(zip(range(first, first + rows.shape[0]), rows.cpu()))
@@ -301,8 +357,8 @@ def channel_relevance(
                             stopped = True
                             break
                     store.save()
-                if job.cumulative_mean:
-                    base[layer] = mean[layer].expand_as(base[layer]).clone()
+                if job.cumulative_mean:  # a finished layer stays where the reference leaves it
+                    base[layer] = parked[layer].expand_as(base[layer]).clone()
     except BaseException:
         store.save()  # an interrupted run keeps what it finished
         raise
@@ -340,7 +396,7 @@ def _gather_rows(known, total, stopped, new, counts, tally, rank, size):
     return _in_order(by_row, total)
 
 
-def _unit_batches(g, encode_image, prepare_image, base, state, mean, std, unit, job, batch, tally) -> Iterator[tuple[int, torch.Tensor | None, torch.Tensor]]:
+def _unit_batches(g, encode_image, prepare_image, base, state, mean, std, parked, unit, job, batch, tally) -> Iterator[tuple[int, torch.Tensor | None, torch.Tensor]]:
     """The probes of ``unit``'s channels, a batch at a time: yields (the fs3 row of the first row
     finished, the rows of the channels this batch finished or None, the batch's images)."""
     dtype = autocast_dtype(job.precision)
@@ -351,7 +407,7 @@ def _unit_batches(g, encode_image, prepare_image, base, state, mean, std, unit, 
     for first in range(unit.start * per_channel, end, batch):
         probes = torch.arange(first, min(first + batch, end), device=g.w_avg.device)
         with torch.autocast(g.w_avg.device.type, dtype=dtype, enabled=dtype is not None):
-            feats, images = _probe(g, encode_image, prepare_image, base, state, unit.layer, probes, mean, std, job, tally)
+            feats, images = _probe(g, encode_image, prepare_image, base, state, unit.layer, probes, mean, std, parked, job, tally)
         pending.append(feats)
         ready = sum(len(f) for f in pending) // per_channel
         rows = None
@@ -363,22 +419,34 @@ def _unit_batches(g, encode_image, prepare_image, base, state, mean, std, unit, 
         row += 0 if rows is None else rows.shape[0]
 
 
+def _parked_value(g, job, mean, std):
+    """Where the reference leaves a channel it has probed (``cumulative_mean``): StyleGAN2
+    (SingleChannel.py) at its mean; StyleGAN3 (create_delta_i_c.py) at the + probe's value,
+    mean + alpha std, rounded once from float64 as the probes are."""
+    if not covers_every_layer(g):
+        return mean
+    return (as_float64(mean) + job.alpha * as_float64(std)).to(mean.device, mean.dtype)
+
+
 def _prefix_state(g, base, layer, batch):
-    """Features and RGB of every face just before ``layer``, rendered ``batch`` faces at a time."""
+    """Features and RGB of every face just before ``layer``, rendered ``batch`` faces at a time;
+    None for a generator without a partial start (StyleGAN3: every probe renders in full)."""
+    if not callable(getattr(g, "synthesis_state", None)):
+        return None
     parts = [g.synthesis_state([b[k:k + batch] for b in base], layer) for k in range(0, base[0].shape[0], batch)]
     rgb = None if parts[0][2] is None else torch.cat([p[2] for p in parts])
     return layer, torch.cat([p[1] for p in parts]), rgb
 
 
-def _probe(g, encode_image, prepare_image, base, state, layer, probes, mean, std, job, tally):
+def _probe(g, encode_image, prepare_image, base, state, layer, probes, mean, std, parked, job, tally):
     """Encoder features ``[len(probes), E]`` of probes numbered channel-major, then face, then
     (-, +): probe p sets channel p // 2n of face (p % 2n) // 2 to mean -/+ alpha std."""
     n2 = 2 * job.num_images
     channel, face = probes // n2, (probes % n2) // 2
     sign = (probes % 2) * 2 - 1
     s = base[layer][face]
-    if job.cumulative_mean:  # channels before c were set to their means and stay there
-        s = torch.where(torch.arange(s.shape[1], device=s.device)[None] <= channel[:, None], mean[None], s)
+    if job.cumulative_mean:  # channels before c stay where the reference left them (``parked``); c is set below
+        s = torch.where(torch.arange(s.shape[1], device=s.device)[None] < channel[:, None], parked[None], s)
     else:
         s = s.clone()
         s[torch.arange(len(probes)), channel] = mean[channel]
@@ -386,8 +454,11 @@ def _probe(g, encode_image, prepare_image, base, state, layer, probes, mean, std
     s[torch.arange(len(probes)), channel] = (as_float64(mean[channel]) + as_float64(sign) * job.alpha * as_float64(std[channel])).to(s.device, s.dtype)
     styles = [b[face] for b in base]
     styles[layer] = s
-    rgb = state[2][face] if state[2] is not None else None
-    images = g.synthesis(styles, start=(layer, state[1][face], rgb))
+    if state is None:
+        images = g.synthesis(styles)
+    else:
+        rgb = state[2][face] if state[2] is not None else None
+        images = g.synthesis(styles, start=(layer, state[1][face], rgb))
     x = prepare_image(images) if prepare_image is not None else images
     keep = torch.ones(len(probes), dtype=torch.bool, device=x.device)
     if prepare_image is not None:

@@ -39,24 +39,26 @@ from ..models.clip import ClipModel
 from ..models.generator import Generator
 from ..progress import Progress
 from ..values import check_count
-from .channel_relevance import RelevanceJob, channel_relevance, clip_input_for_relevance, partial_files
+from .channel_relevance import STYLECLIP, STYLEGAN3_EDITING, RelevanceJob, channel_relevance, clip_input_for_relevance, partial_files
 from .directions import Direction
-from .global_directions import StyleStatistics, boundary, channels_kept, check_fs3, style_statistics
+from .global_directions import StyleStatistics, boundary, channels_kept, check_fs3, covers_every_layer, statistics_recipe, style_statistics
 
 FS3_EXTENSIONS = (".npy", ".safetensors")
 INCOMPLETE = ".incomplete"
 LOCK_STALE_S = 900  # a lock not refreshed for this long belongs to a process that is gone
-STATISTICS = {"seed": 5, "psi": 0.7, "cutoff": 8}  # global_torch's GenerateS (SPEC 3.3.1)
 
-def relevance_encoder(clip: ClipModel):
-    """``(prepare_image, encode_image)`` for ``channel_relevance``: CLIP's own preprocessing as
-    SingleChannel.py applies it (uint8 image, bicubic resize, centre crop, mean/std) and then the
-    network. ``ClipModel`` encodes in its 'styleclip' mode: at CLIP's input size its resize is the
+def relevance_encoder(clip: ClipModel, g: Generator | None = None):
+    """``(prepare_image, encode_image)`` for ``channel_relevance`` of ``g``: CLIP's own
+    preprocessing as the reference applies it, then the network. StyleGAN2 (and ``g`` None):
+    SingleChannel.py's (uint8 image, bicubic resize, centre crop, mean/std); StyleGAN3:
+    create_delta_i_c.py's (bicubic resize with align_corners, [0, 1] clamp, mean/std).
+    ``ClipModel`` encodes in its 'styleclip' mode: at CLIP's input size its resize is the
     identity and it adds no normalisation ('normalized' would normalise a second time)."""
     model = clip.with_preprocessing("styleclip")
+    recipe = STYLEGAN3_EDITING if g is not None and covers_every_layer(g) else STYLECLIP
 
     def prepare(images: torch.Tensor) -> torch.Tensor:
-        return clip_input_for_relevance(images, clip.image_size, clip.mean, clip.std)
+        return clip_input_for_relevance(images, clip.image_size, clip.mean, clip.std, recipe)
 
     return prepare, model.encode_images
 
@@ -97,10 +99,12 @@ class Relevance:
 
 def statistics_for(g: Generator, folders: Sequence[str], num_samples: int = 100_000, progress: Progress | None = None) -> tuple[StyleStatistics, str]:
     """Style statistics of ``g`` from the cache, else computed (no rendering; seconds to a minute)
-    and written to ``folders[0]``. Returns (statistics, file)."""
+    and written to ``folders[0]``, with the reference's recipe for ``g`` (``statistics_recipe``:
+    StyleCLIP's for StyleGAN2, stylegan3-editing's for StyleGAN3). Returns (statistics, file)."""
     num_samples = check_count(num_samples, "statistics_samples")
     key = generator_fingerprint(g)
-    recipe = {"num_samples": num_samples, **STATISTICS, "generator": key}
+    faces = statistics_recipe(g)
+    recipe = {"num_samples": num_samples, **faces, "generator": key}
     name = f"stats-g{key[:12]}-r{digest(recipe)[:8]}.safetensors"
 
     def read(path):
@@ -116,8 +120,8 @@ def statistics_for(g: Generator, folders: Sequence[str], num_samples: int = 100_
     with _lock(path) as beat:
         if os.path.exists(path):  # finished by another process meanwhile
             return read(path), path
-        stats = style_statistics(g, num_samples, **STATISTICS, progress=_beating(beat, progress))
-        stats.recipe.update(recipe, generator_source=g.source)
+        stats = style_statistics(g, num_samples, **faces, progress=_beating(beat, progress))
+        stats.recipe.update(recipe, generator_source=getattr(g, "source", ""))
         stats.save(path)
     return stats, path
 
@@ -126,13 +130,14 @@ def relevance_for(
     g: Generator,
     clip: ClipModel,
     folders: Sequence[str],
-    job: RelevanceJob = RelevanceJob(),
+    job: RelevanceJob | None = None,
     batch_size: int = 16,
     statistics_samples: int = 100_000,
     progress: Progress | None = None,
     max_rows: int | None = None,
 ) -> Relevance | None:
-    """fs3 of ``g`` and ``clip`` for ``job``: read from the cache when there, else computed (hours:
+    """fs3 of ``g`` and ``clip`` for ``job`` (None: ``RelevanceJob.for_generator(g)``, the
+    reference's for ``g``): read from the cache when there, else computed (hours:
     see the README), resuming from the partial files of an interrupted run, and written to
     ``folders[0]``. ``info`` says which, where and how long. ``max_rows``: stop each process after
     about that many new rows (``RelevanceStopped``; a rerun continues).
@@ -142,6 +147,8 @@ def relevance_for(
     holds the lock, and decides whether the cache has the file; the ranks share the channels
     (``channel_relevance``), and rank 0 writes the same file, with the same rows, that one
     process writes and returns it; the other ranks wait until it is written and return None."""
+    job = RelevanceJob.for_generator(g) if job is None else job
+    job.layers(g)  # a job that does not fit g is an error before any statistics are computed
     rank, size = distributed.group_world()
     main = rank == 0
     stats, stats_path = statistics_for(g, folders, statistics_samples, progress) if main else (None, None)
@@ -165,12 +172,12 @@ def relevance_for(
     with _lock(path) if main else contextlib.nullcontext(lambda: None) as beat:
         if distributed.broadcast_object(os.path.exists(path) if main else None):  # finished by another process meanwhile
             return read(path) if main else None
-        prepare, encode = relevance_encoder(clip)
+        prepare, encode = relevance_encoder(clip, g)
         tally: dict = {}
         start = time.monotonic()
         fs3 = channel_relevance(g, encode, stats, job, batch_size, path + INCOMPLETE, _beating(beat, progress), prepare, tally, max_rows)
         if main:
-            save_fs3(fs3, path, {**identity, "generator_source": g.source, "clip_name": clip.name})
+            save_fs3(fs3, path, {**identity, "generator_source": getattr(g, "source", ""), "clip_name": clip.name})
     distributed.barrier()  # the file is written before any rank removes a partial file
     for partial in partial_files(path + INCOMPLETE):
         with contextlib.suppress(FileNotFoundError):
@@ -186,7 +193,8 @@ def _on_cpu(stats: StyleStatistics) -> StyleStatistics:
 
 
 def relevance_from_file(path: str, g: Generator, folders: Sequence[str], statistics_samples: int = 100_000, clip: ClipModel | None = None, progress: Progress | None = None) -> Relevance:
-    """An fs3 file (official ``fs3.npy``, all conv rows or fewer; or one this pack wrote) with the
+    """An fs3 file (official ``fs3.npy``, all conv rows or fewer; stylegan3-editing's
+    ``delta_i_c.npy`` for a StyleGAN3 generator, every row; or one this pack wrote) with the
     generator's statistics. Files this pack wrote are checked against ``g`` and ``clip``."""
     fs3 = check_fs3(load_fs3(path), g, path)
     meta = fs3_metadata(path)

@@ -124,7 +124,7 @@ def _relevance(models: Models, settings: dict):
         if fs3:
             models._relevance[key] = relevance_from_file(fs3, models.generator, folders, settings["statistics_samples"], models.clip)
         else:
-            job = RelevanceJob(num_images=settings["num_images"])
+            job = RelevanceJob.for_generator(models.generator, num_images=settings["num_images"])
             models._relevance[key] = relevance_for(models.generator, models.clip, folders, job, settings["batch_size"], settings["statistics_samples"])
     return models._relevance[key]
 
