@@ -137,7 +137,8 @@ PAGES = [
          "`fixtures/nada` step by step.\n\n"
          "**Not implemented**: the patch losses (`lambda_patch`, 510-px patches that need images of 512 px or more), the "
          "texture loss (never reached in the reference's training), the image-to-image direction (`--style_img_dir`: a "
-         "direction from example images instead of text) and StyleGAN3 generators (the pack adapts StyleGAN2 generators only).",
+         "direction from example images instead of text). StyleGAN3 generators train as the reference's `SG3Generator`: no layer "
+         "selection, every synthesis layer but L10 and L12 of a 14-layer net, affines frozen, codes truncated at 0.7.",
          ["StyleCLIP_TrainDomain", "StyleCLIP_LoadAdaptedGenerator"],
          ["19_nada_photo_to_sketch.json", "20_nada_photo_edit.json"]),
 ]
