@@ -233,4 +233,31 @@ class ConvertGenerator(io.ComfyNode):
         return io.NodeOutput(dst, ui={"text": (f"wrote {dst}",)})
 
 
-NODES = [LoadGenerator, SampleLatents, Synthesize, MixLatents, SaveLatents, LoadLatents, LoadLatentFolder, ConvertGenerator]
+class TransformStyleGAN3(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StyleCLIP_TransformStyleGAN3",
+            display_name="Rotate / Translate (StyleGAN3)",
+            category=CATEGORY,
+            description="A StyleGAN3 generator whose output is rotated and translated, as NVIDIA's gen_images.py --rotate --translate: "
+            "the Fourier-feature input is transformed, so the content moves continuously (no texture sticking) and the styles stay "
+            "the same. StyleGAN2 has no such input.",
+            inputs=[
+                Generator.Input("generator", tooltip="A StyleGAN3 generator (config T or R); it is not changed (the output is a copy)."),
+                io.Float.Input("rotate", default=0.0, min=-360.0, max=360.0, step=0.5, tooltip="Rotation in degrees (gen_images.py --rotate)."),
+                io.Float.Input("translate_x", default=0.0, min=-2.0, max=2.0, step=0.01, tooltip="Horizontal shift in image widths (gen_images.py --translate X,Y)."),
+                io.Float.Input("translate_y", default=0.0, min=-2.0, max=2.0, step=0.01, tooltip="Vertical shift in image heights."),
+            ],
+            outputs=[Generator.Output(display_name="generator", tooltip="The transformed generator (connect it where the generator was).")],
+        )
+
+    @classmethod
+    def execute(cls, generator, rotate, translate_x, translate_y) -> io.NodeOutput:
+        if not hasattr(generator, "with_transform"):
+            raise ValueError(f"Rotate / Translate needs a StyleGAN3 generator (its Fourier-feature input); this one is {architecture_name(generator)}")
+        with gradient_capable():
+            return io.NodeOutput(managed(generator.with_transform(rotate, (translate_x, translate_y))))
+
+
+NODES = [LoadGenerator, SampleLatents, Synthesize, MixLatents, SaveLatents, LoadLatents, LoadLatentFolder, ConvertGenerator, TransformStyleGAN3]

@@ -15,7 +15,7 @@ MANIFESTS = os.path.join(REFERENCE, "manifests")
 PACK_NODE_IDS = frozenset({
     "StyleCLIP_LoadCLIP", "StyleCLIP_LoadArcFace", "StyleCLIP_CLIPScore",  # clip_nodes
     "StyleCLIP_LoadGenerator", "StyleCLIP_SampleLatents", "StyleCLIP_Synthesize", "StyleCLIP_MixLatents",  # generator_nodes
-    "StyleCLIP_SaveLatents", "StyleCLIP_LoadLatents", "StyleCLIP_LoadLatentFolder", "StyleCLIP_ConvertGenerator",
+    "StyleCLIP_SaveLatents", "StyleCLIP_LoadLatents", "StyleCLIP_LoadLatentFolder", "StyleCLIP_ConvertGenerator", "StyleCLIP_TransformStyleGAN3",
     "StyleCLIP_ChannelRelevance", "StyleCLIP_GlobalDirection", "StyleCLIP_ApplyGlobalDirection",  # global_nodes
     "StyleCLIP_CombineDirections", "StyleCLIP_SaveDirection", "StyleCLIP_LoadDirection", "StyleCLIP_ImageGrid",
     "StyleCLIP_SeFaDirection", "StyleCLIP_GANSpaceDirection",  # direction_nodes

@@ -141,3 +141,16 @@ def test_bad_state_dict_is_named(case):
     state["synthesis.L0_36_64.weight"] = state["synthesis.L0_36_64.weight"][:-1]
     with pytest.raises(ValueError, match="shape mismatches"):
         StyleGAN3Generator.from_state_dict(state, config_of(meta))
+
+
+def test_with_transform_sets_gen_images_buffer(case, parity):
+    """``with_transform(30, (0.3, -0.2))`` is gen_images.py --rotate=30 --translate=0.3,-0.2: the
+    fixture's buffer (float64 inverse stored in float32: exact) and its image."""
+    name, tensors, meta, g = case
+    assert meta["transform"]["gen_images_options"] == "--rotate=30 --translate=0.3,-0.2"
+    moved = g.with_transform(30, (0.3, -0.2))
+    parity.close(f"sg3_{name}:in.transform (with_transform)", moved.synthesis.input.transform, tensors["in.transform"], atol=0, rtol=0)
+    assert torch.equal(g.synthesis.input.transform, torch.eye(3))  # a copy: the loaded generator is unchanged
+    with torch.no_grad():
+        tol = meta["tolerance"]
+        parity.close(f"sg3_{name}:out.img_transform_synth (with_transform)", moved(tensors["in.ws"]), tensors["out.img_transform_synth"], atol=tol["atol"], rtol=tol["rtol"])

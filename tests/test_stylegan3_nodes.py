@@ -98,3 +98,15 @@ def test_e4e_codes_on_a_stylegan3_say_why(comfy, sg3):
 
     with pytest.raises(ValueError, match="different generator"):
         comfy.run("StyleCLIP_Synthesize", generator=g, latents=Latents(w_plus=torch.zeros(1, 10, 64)), noise="const", noise_seed=0, chunk_size=4)
+
+
+def test_rotate_translate(comfy, sg3, faces):
+    g, _ = sg3
+    moved = comfy.run("StyleCLIP_TransformStyleGAN3", generator=g, rotate=30.0, translate_x=0.3, translate_y=-0.2).args[0]
+    assert torch.equal(g.synthesis.input.transform, torch.eye(3))  # the loaded generator is unchanged
+    a = comfy.run("StyleCLIP_Synthesize", generator=g, latents=faces, noise="const", noise_seed=0, chunk_size=4).args[0]
+    b = comfy.run("StyleCLIP_Synthesize", generator=moved, latents=faces, noise="const", noise_seed=0, chunk_size=4).args[0]
+    assert (a - b).abs().max() > 0.05
+    sg2 = comfy.run("StyleCLIP_LoadGenerator", generator_name="stylegan2-ffhq-config-f.pt", **LOAD).args[0]
+    with pytest.raises(ValueError, match="needs a StyleGAN3 generator"):
+        comfy.run("StyleCLIP_TransformStyleGAN3", generator=sg2, rotate=30.0, translate_x=0.0, translate_y=0.0)

@@ -44,7 +44,7 @@ PAGES = [
          "Every other group builds on these nodes: edits take latents (`SCLIP_LATENT`) and a generator "
          "(`SCLIP_GENERATOR`) and give latents back, which *Synthesize Images* renders.",
          ["StyleCLIP_LoadGenerator", "StyleCLIP_SampleLatents", "StyleCLIP_Synthesize", "StyleCLIP_MixLatents",
-          "StyleCLIP_SaveLatents", "StyleCLIP_LoadLatents", "StyleCLIP_LoadLatentFolder", "StyleCLIP_ConvertGenerator",
+          "StyleCLIP_SaveLatents", "StyleCLIP_LoadLatents", "StyleCLIP_LoadLatentFolder", "StyleCLIP_ConvertGenerator", "StyleCLIP_TransformStyleGAN3",
           "StyleCLIP_ImageGrid"],
          ["01_generate_faces.json"]),
     Page("photos", "Real photos: align, invert (e4e), paste back",

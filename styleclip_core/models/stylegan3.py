@@ -309,6 +309,14 @@ class StyleGAN3Layer(StyleLayer):
         return self.torgb
 
 
+def user_transform(rotate: float, translate: tuple[float, float]) -> np.ndarray:
+    """``inverse([[cos a, sin a, tx], [-sin a, cos a, ty], [0, 0, 1]])`` in float64, ``a`` =
+    ``rotate`` degrees (``gen_images.py``'s ``make_transform`` and the buffer it sets; SPEC 13.4)."""
+    a = rotate / 360 * 2 * np.pi
+    m = np.array([[np.cos(a), np.sin(a), translate[0]], [-np.sin(a), np.cos(a), translate[1]], [0, 0, 1]], dtype=np.float64)
+    return np.linalg.inv(m)
+
+
 def layer_mask(mask: torch.Tensor, spec: LayerSpec) -> torch.Tensor:
     """An image-space mask ``[B, 1, R, R]`` on a synthesis layer's grid: the image spans the central
     ``out_sampling_rate`` samples of its ``out_size`` (the rest is the margin the layer computes
@@ -412,6 +420,15 @@ class StyleGAN3Generator(nn.Module):
 
     def make_noise(self, batch: int, mode="const", generator=None) -> list:
         return []
+
+    def with_transform(self, rotate: float = 0.0, translate: tuple[float, float] = (0.0, 0.0)) -> "StyleGAN3Generator":
+        """A copy whose output is rotated by ``rotate`` degrees and translated by ``translate``
+        (in image units: 1 = the image's width), as NVIDIA's ``gen_images.py --rotate --translate``:
+        the input's ``transform`` buffer holds the inverse of ``make_transform(translate, rotate)``.
+        The styles are unchanged; the content moves continuously (no texture sticking)."""
+        g = self.copy()
+        g.synthesis.input.transform.copy_(torch.from_numpy(user_transform(rotate, translate)).float())
+        return g
 
     # ---- checkpoints ----
 
