@@ -110,3 +110,12 @@ def test_rotate_translate(comfy, sg3, faces):
     sg2 = comfy.run("StyleCLIP_LoadGenerator", generator_name="stylegan2-ffhq-config-f.pt", **LOAD).args[0]
     with pytest.raises(ValueError, match="needs a StyleGAN3 generator"):
         comfy.run("StyleCLIP_TransformStyleGAN3", generator=sg2, rotate=30.0, translate_x=0.0, translate_y=0.0)
+
+
+def test_edit_sliders(comfy, sg3, faces):
+    g, _ = sg3
+    direction = comfy.run("StyleCLIP_SeFaDirection", generator=g, component=1, start_row=0, end_row=0).args[0]
+    for mode in ("sliders", "grid"):
+        out = comfy.run("StyleCLIP_EditSliders", generator=g, latents=faces, direction_1=direction, value_1=2.0, value_2=0.0, value_3=0.0,
+                        value_4=0.0, preview_size="256", mode=mode, grid_direction=1, grid_range=3.0, grid_steps=3, preset="", save_preset_as="")
+        assert torch.isfinite(out.args[0]).all(), mode
