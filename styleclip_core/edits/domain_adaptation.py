@@ -285,6 +285,8 @@ class DomainAdapter:
         else:
             self.trainable, meta, tensors = read_adaptation_checkpoint(resume_from, self.device)
             self._check_same_run(resume_from, meta)
+            # run as the frozen one runs (the file does not say how it was loaded)
+            self.trainable.set_precision(getattr(frozen, "precision", "fp32")).set_ops_backend(getattr(frozen, "ops_backend", "auto"))
         self.trainable.train()
         self.names = [name for name, _ in self.trainable.named_parameters()]
         s = settings
