@@ -9,10 +9,8 @@ from comfy_api.latest import io
 from ..styleclip_core.edits.domain_adaptation import PHASES, DomainAdaptationSettings, adapt_domain
 from ..styleclip_core.edits.training_checkpoints import checkpoint_path
 from ..styleclip_core.formats import generator_files
-from ..styleclip_core.ops import BACKENDS, describe
-from ..styleclip_core.precision import PRECISIONS, ops_dtypes
-from .common import (CATEGORY, IF_EXISTS_OPTIONS, TINY_STAND_IN, Clip, Generator, NodeProgress, device, gradient_capable, managed, model_files,
-                     show_text, use)
+from .common import CATEGORY, IF_EXISTS_OPTIONS, Clip, Generator, NodeProgress, gradient_capable, managed, model_files, show_text, use
+from .generator_nodes import load_managed, loader_inputs, stand_in_marked
 
 PREVIEW_COUNT = 4  # fixed faces in the progress preview (frozen generator above the trained one)
 
@@ -148,16 +146,7 @@ class LoadAdaptedGenerator(io.ComfyNode):
             inputs=[
                 io.Combo.Input("generator_name", options=adapted_generator_files(),
                                tooltip="An adapted generator in ComfyUI/models/stylegan (Train Domain writes them there; refresh after training)."),
-                io.Combo.Input(
-                    "ops_backend", options=list(BACKENDS), default="auto",
-                    tooltip="StyleGAN2 ops: 'auto' uses the CUDA kernels on a GPU when they build (else PyTorch), "
-                    "'cuda' requires them, 'reference' always uses the pure PyTorch path (same numbers).",
-                ),
-                io.Combo.Input(
-                    "precision", options=list(PRECISIONS), default="fp32",
-                    tooltip="fp32 reproduces the reference numbers. bf16 / fp16 run the convolutions in half precision: "
-                    "much faster on recent NVIDIA GPUs, differences around 1e-2; no gain on CPU.",
-                ),
+                *loader_inputs(),
             ],
             outputs=[
                 Generator.Output(display_name="generator", tooltip="The adapted generator."),
@@ -167,19 +156,14 @@ class LoadAdaptedGenerator(io.ComfyNode):
 
     @classmethod
     def execute(cls, generator_name, ops_backend, precision) -> io.NodeOutput:
-        path = folder_paths.get_full_path_or_raise("stylegan", generator_name)
-        with gradient_capable():
-            g = managed(generator_files.load_generator(path, "cpu", ops_backend).set_precision(precision))
+        g, ops = load_managed(generator_name, ops_backend, precision)
         a = getattr(g, "adaptation", None)
         if a is None:
             raise ValueError(f"{generator_name} holds no domain adaptation (not written by Train Domain): load it with Load StyleGAN2 Generator")
-        info = (
+        info = stand_in_marked(g, (
             f"{generator_name}: {a.get('source_text')!r} -> {a.get('target_text')!r}, {a.get('steps')} steps of StyleGAN-NADA "
-            f"from {a.get('from_generator') or 'an unnamed generator'}; {g.size}px, W+ [{g.n_latent}, {g.style_dim}]; "
-            f"ops: {describe(ops_backend, device(), ops_dtypes(precision))}, precision {precision}"
-        )
-        if g.is_tiny_stand_in:
-            info = TINY_STAND_IN + info
+            f"from {a.get('from_generator') or 'an unnamed generator'}; {g.size}px, W+ [{g.n_latent}, {g.style_dim}]; {ops}"
+        ))
         return io.NodeOutput(g, info, ui={"text": (info,)})
 
 

@@ -24,6 +24,35 @@ def architecture_name(g) -> str:
     return "StyleGAN3-R" if g.synthesis.specs[0].conv_kernel == 1 else "StyleGAN3-T"
 
 
+def loader_inputs() -> list:
+    """The ops backend and precision inputs of the generator loaders."""
+    return [
+        io.Combo.Input(
+            "ops_backend", options=list(BACKENDS), default="auto",
+            tooltip="StyleGAN2 and StyleGAN3 ops: 'auto' uses the CUDA kernels on a GPU when they build (else PyTorch), "
+            "'cuda' requires them, 'reference' always uses the pure PyTorch path (same numbers).",
+        ),
+        io.Combo.Input(
+            "precision", options=list(PRECISIONS), default="fp32",
+            tooltip="fp32 reproduces the reference numbers. bf16 / fp16 run the convolutions in half precision: "
+            "much faster on recent NVIDIA GPUs, differences around 1e-2; no gain on CPU. StyleGAN3: fp32 only.",
+        ),
+    ]
+
+
+def load_managed(generator_name: str, ops_backend: str, precision: str):
+    """(the generator of ``generator_name`` in models/stylegan, handed to model management; the
+    end of its info line: ops and precision)."""
+    path = folder_paths.get_full_path_or_raise("stylegan", generator_name)
+    with gradient_capable():
+        g = managed(generator_files.load_generator(path, "cpu", ops_backend).set_precision(precision))
+    return g, f"ops: {describe(ops_backend, device(), ops_dtypes(precision))}, precision {precision}"
+
+
+def stand_in_marked(g, info: str) -> str:
+    return TINY_STAND_IN + info if getattr(g, "is_tiny_stand_in", False) else info
+
+
 class LoadGenerator(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -37,16 +66,7 @@ class LoadGenerator(io.ComfyNode):
             "The architecture is read from the file.",
             inputs=[
                 io.Combo.Input("generator_name", options=model_files("stylegan"), tooltip="Generator file in ComfyUI/models/stylegan."),
-                io.Combo.Input(
-                    "ops_backend", options=list(BACKENDS), default="auto",
-                    tooltip="StyleGAN2 ops: 'auto' uses the CUDA kernels on a GPU when they build (else PyTorch), "
-                    "'cuda' requires them, 'reference' always uses the pure PyTorch path (same numbers).",
-                ),
-                io.Combo.Input(
-                    "precision", options=list(PRECISIONS), default="fp32",
-                    tooltip="fp32 reproduces the reference numbers. bf16 / fp16 run the convolutions in half precision: "
-                    "much faster on recent NVIDIA GPUs, differences around 1e-2; no gain on CPU.",
-                ),
+                *loader_inputs(),
             ],
             outputs=[
                 Generator.Output(display_name="generator", tooltip="The StyleGAN2 generator."),
@@ -56,16 +76,11 @@ class LoadGenerator(io.ComfyNode):
 
     @classmethod
     def execute(cls, generator_name, ops_backend, precision) -> io.NodeOutput:
-        path = folder_paths.get_full_path_or_raise("stylegan", generator_name)
-        with gradient_capable():
-            g = managed(generator_files.load_generator(path, "cpu", ops_backend).set_precision(precision))
-        info = (
+        g, ops = load_managed(generator_name, ops_backend, precision)
+        info = stand_in_marked(g, (
             f"{generator_name}: {architecture_name(g)} {g.size}px, W+ [{g.n_latent}, {g.style_dim}], mapping {g.n_mlp} layers, "
-            f"{'W average from the file' if g.has_w_avg else 'no W average in the file (truncation uses the mean of 4096 samples)'}; "
-            f"ops: {describe(ops_backend, device(), ops_dtypes(precision))}, precision {precision}"
-        )
-        if g.is_tiny_stand_in:
-            info = TINY_STAND_IN + info
+            f"{'W average from the file' if g.has_w_avg else 'no W average in the file (truncation uses the mean of 4096 samples)'}; {ops}"
+        ))
         return io.NodeOutput(g, info, ui={"text": (info,)})
 
 

@@ -89,7 +89,7 @@ from ..models.clip import ClipModel
 from ..models.generator import Generator
 from ..progress import Progress
 from .mapper_training import preview_grid
-from .training_checkpoints import check_free, load_optimizer_state, optimizer_state
+from .training_checkpoints import check_free, load_optimizer_state, optimizer_state, run_steps
 
 LR_RATIO = 4 / 5  # train.py: g_reg_ratio = g_reg_every / (g_reg_every + 1), g_reg_every 4
 SELECTION_LR = 0.01  # ZSSGAN.determine_opt_layers: SGD([w_codes], lr=0.01)
@@ -468,23 +468,6 @@ def adapt_domain(
     adapter = DomainAdapter(frozen, clips, settings, draws=draws, resume_from=path if resume else None)
     resumed_from = adapter.step_index if resume else None
     preview_z = torch.randn(preview_count, frozen.z_dim, generator=torch.Generator().manual_seed(settings.seed)).to(adapter.device)
-    history = []
-    overwrite = overwrite or resume
-    while adapter.step_index < steps:
-        values = adapter.step()
-        history.append(values)
-        done = adapter.step_index
-        show = done % preview_every == 0 or done == steps
-        if save_every and done % save_every == 0 and done < steps:
-            adapter.save(path, overwrite)
-            overwrite = True
-        if report is not None and show:
-            report(f"step {done}/{steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.as_dict().items()))
-        if progress is not None:
-            try:
-                progress(done, steps, preview_faces(adapter.frozen, adapter.trainable, preview_z) if show else None)
-            except BaseException:
-                adapter.save(path, overwrite)
-                raise
-    adapter.save(path, overwrite)
+    history = run_steps(adapter, steps, path, overwrite or resume, save_every, preview_every, progress, report,
+                        lambda: preview_faces(adapter.frozen, adapter.trainable, preview_z))
     return AdaptResult(adapter.adapted_generator(), path, adapter.step_index, resumed_from, history)

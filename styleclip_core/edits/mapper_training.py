@@ -47,9 +47,9 @@ from ..formats.mapper_files import load_mapper, save_mapper
 from ..models.generator import Generator
 from ..models.latents import Latents
 from ..models.mapper import MAPPER_TYPES, LatentMapper, build_mapper
-from .training_checkpoints import check_free, load_optimizer_state, optimizer_state
 from ..progress import Progress
 from .losses import ClipLoss, DirectionalClipLoss, EditContext, LossSet
+from .training_checkpoints import check_free, load_optimizer_state, optimizer_state, run_steps
 
 logger = logging.getLogger("styleclip_core.mapper_training")
 
@@ -384,25 +384,8 @@ def train_mapper(
     distributed.on_main(check_free, path, resume or overwrite)  # rank 0's file (under torchrun, the one that is written)
     trainer = MapperTrainer(g, latents, loss, options, resume_from=path if resume else None)
     resumed_from = trainer.step_index if resume else None
-    history = []
-    overwrite = overwrite or resume
-    while trainer.step_index < steps:
-        values = trainer.step()
-        history.append(values)
-        done = trainer.step_index
-        show = done % preview_every == 0 or done == steps
-        if save_every and done % save_every == 0 and done < steps:
-            trainer.save(path, overwrite)
-            overwrite = True
-        if report is not None and show:
-            report(f"step {done}/{steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items()))
-        if progress is not None:
-            try:
-                progress(done, steps, preview_grid(*trainer.last_images) if show else None)
-            except BaseException:
-                trainer.save(path, overwrite)
-                raise
-    trainer.save(path, overwrite)
+    history = run_steps(trainer, steps, path, overwrite or resume, save_every, preview_every, progress, report,
+                        lambda: preview_grid(*trainer.last_images))
     distributed.barrier()  # under torchrun: every rank returns once the last checkpoint is written
     return TrainResult(trainer.trained_mapper(), path, trainer.step_index, resumed_from, history)
 

@@ -1,5 +1,6 @@
 """What every resumable trainer of the library shares (mapper training, domain adaptation): the
-checkpoint's file name when one exists, and the optimiser state as named tensors.
+checkpoint's file name when one exists, the optimiser state as named tensors, and the loop that
+steps, checkpoints, reports and previews.
 
 A trainer's checkpoint is one ``.safetensors`` file holding what it trained (readable by that
 model's loader) plus, under ``training.*`` keys and in its metadata, what resumes the run. The
@@ -71,3 +72,31 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, names: list[str], ten
         param_groups.append(group | {"params": list(range(start, start + count))})
         start += count
     optimizer.load_state_dict({"state": state, "param_groups": param_groups})
+
+
+def run_steps(trainer, steps: int, path: str, overwrite: bool, save_every: int, preview_every: int, progress=None, report=None, preview=None) -> list:
+    """Step ``trainer`` (``step()``, ``step_index``, ``save(path, overwrite)``) until ``steps`` steps
+    in all; checkpoint every ``save_every`` steps (0: only at the end), at the end, and when
+    ``progress`` raises (ComfyUI's cancel; re-raised). ``progress(done, total, preview())`` runs
+    after every step, with ``preview()`` every ``preview_every`` steps and at the end, when
+    ``report(text)`` also gets the step's values. Returns what each step returned."""
+    history = []
+    while trainer.step_index < steps:
+        values = trainer.step()
+        history.append(values)
+        done = trainer.step_index
+        show = done % preview_every == 0 or done == steps
+        if save_every and done % save_every == 0 and done < steps:
+            trainer.save(path, overwrite)
+            overwrite = True
+        if report is not None and show:
+            shown = values.as_dict() if hasattr(values, "as_dict") else values
+            report(f"step {done}/{steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+        if progress is not None:
+            try:
+                progress(done, steps, preview() if show and preview is not None else None)
+            except BaseException:
+                trainer.save(path, overwrite)
+                raise
+    trainer.save(path, overwrite)
+    return history

@@ -180,6 +180,16 @@ def _ada_class_names(flat):
     return names
 
 
+def _dump_persistent_pickle(data, path: str) -> str:
+    """Pickle ``data`` (holding ``_PersistentModule``s and EasyDicts) under NVIDIA's global names."""
+    with _placeholder_modules(**{"torch_utils.persistence": {"_reconstruct_persistent_obj": _reconstruct_persistent_obj}, "dnnlib.util": {"EasyDict": _EasyDict}}):
+        buf = io.BytesIO()
+        pickle.dump(data, buf)
+    with open(path, "wb") as f:
+        f.write(buf.getvalue())
+    return path
+
+
 def write_ada_pkl(g: Generator, path: str) -> str:
     """A stylegan2-ada-pytorch network pickle ``{'G', 'D', 'G_ema', ...}`` holding ``g``."""
     _no_overwrite(path)
@@ -190,12 +200,7 @@ def write_ada_pkl(g: Generator, path: str) -> str:
         mapping_kwargs=_EasyDict(num_layers=g.n_mlp), synthesis_kwargs=_EasyDict(channel_base=32768, channel_max=512, num_fp16_res=0, conv_clamp=None),
     )
     data = {"G": root, "D": None, "G_ema": root, "training_set_kwargs": _EasyDict(resolution=g.size), "augment_pipe": None}
-    with _placeholder_modules(**{"torch_utils.persistence": {"_reconstruct_persistent_obj": _reconstruct_persistent_obj}, "dnnlib.util": {"EasyDict": _EasyDict}}):
-        buf = io.BytesIO()
-        pickle.dump(data, buf)
-    with open(path, "wb") as f:
-        f.write(buf.getvalue())
-    return path
+    return _dump_persistent_pickle(data, path)
 
 
 TINY_STYLEGAN3 = {"z_dim": 64, "w_dim": 64, "img_resolution": 64, "img_channels": 3, "mapping_layers": 2, "channel_base": 1024,
@@ -290,12 +295,7 @@ def write_sg3_pkl(g: StyleGAN3Generator, path: str, mark_tiny: bool = True) -> s
     data = {"G": root, "D": d, "G_ema": root, "augment_pipe": None, "training_set_kwargs": _EasyDict(resolution=c["img_resolution"])}
     if mark_tiny:
         data[TINY_MARK] = True
-    with _placeholder_modules(**{"torch_utils.persistence": {"_reconstruct_persistent_obj": _reconstruct_persistent_obj}, "dnnlib.util": {"EasyDict": _EasyDict}}):
-        buf = io.BytesIO()
-        pickle.dump(data, buf)
-    with open(path, "wb") as f:
-        f.write(buf.getvalue())
-    return path
+    return _dump_persistent_pickle(data, path)
 
 
 class _TFNetwork:
