@@ -202,6 +202,18 @@ def skip_without_photo_deps(workflow):
     return workflow
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module's tests: tiny models are all per-op overhead, and a second
+    thread only adds synchronisation (use with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ---- fixture parity figures ----------------------------------------------------------------------
 # Every comparison of ours against a reference fixture goes through the `parity` fixture, which
 # asserts it and records its figure; the end of the run prints them all as a table (and writes it

@@ -34,12 +34,7 @@ TORCHRUN = os.path.join(os.path.dirname(sys.executable), "torchrun")
 LAUNCH_TIMEOUT_S = 120
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run faster on one thread
 
 
 def torchrun(ranks: int, args: list[str]) -> subprocess.CompletedProcess:

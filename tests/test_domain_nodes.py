@@ -14,13 +14,7 @@ TRAIN = dict(source_text="photo", target_text="sketch", if_exists="new numbered 
 LOAD = dict(ops_backend="auto", precision="fp32")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models are all per-op overhead; a second intra-op thread only adds synchronisation."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run faster on one thread
 
 
 @pytest.fixture

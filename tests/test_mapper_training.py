@@ -17,14 +17,7 @@ from styleclip_core.edits.training_checkpoints import checkpoint_path
 from styleclip_core.formats.tiny_models import tiny_generator
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models are all per-op overhead; a second intra-op thread only adds synchronisation,
-    which costs up to 30x when other processes load the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run faster on one thread
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ import torch
 
 SG3 = "stylegan3-t-ffhq-1024x1024.pkl"
 LOAD = dict(ops_backend="auto", precision="fp32")
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run faster on one thread
 
 
 @pytest.fixture(scope="module")
