@@ -40,13 +40,14 @@ class Page:
 # One page per node group. Every node of the pack must be on exactly one page (tests/test_docs.py).
 PAGES = [
     Page("generator", "Generator and latents",
-         "Load a StyleGAN2 generator, draw, mix, save and load latent codes, and render them to images. "
+         "Load a StyleGAN2 generator (or a StyleGAN3, config T or R: see [StyleGAN3 generators](../../README.md#stylegan3-generators) in the README), draw, mix, "
+         "save and load latent codes, and render them to images. "
          "Every other group builds on these nodes: edits take latents (`SCLIP_LATENT`) and a generator "
          "(`SCLIP_GENERATOR`) and give latents back, which *Synthesize Images* renders.",
          ["StyleCLIP_LoadGenerator", "StyleCLIP_SampleLatents", "StyleCLIP_Synthesize", "StyleCLIP_MixLatents",
           "StyleCLIP_SaveLatents", "StyleCLIP_LoadLatents", "StyleCLIP_LoadLatentFolder", "StyleCLIP_ConvertGenerator",
           "StyleCLIP_ImageGrid"],
-         ["01_generate_faces.json"]),
+         ["01_generate_faces.json", "21_stylegan3_sample_and_edit.json"]),
     Page("photos", "Real photos: align, invert (e4e), paste back",
          "Edit your own photos: *Align Faces* crops each face the way FFHQ expects (finding it with the face mesh "
          "built into the mediapipe package), *Invert Images (e4e)* turns the crops into W+ latents, any edit runs on "
@@ -136,8 +137,9 @@ PAGES = [
          "resumed run continues the same run. Parity with the reference: `tests/test_nada_reference.py` replays three runs of "
          "`fixtures/nada` step by step.\n\n"
          "**Not implemented**: the patch losses (`lambda_patch`, 510-px patches that need images of 512 px or more), the "
-         "texture loss (never reached in the reference's training), the image-to-image direction (`--style_img_dir`: a "
-         "direction from example images instead of text) and StyleGAN3 generators (the pack adapts StyleGAN2 generators only).",
+         "texture loss (never reached in the reference's training) and the image-to-image direction (`--style_img_dir`: a "
+         "direction from example images instead of text). StyleGAN3 generators train as the reference's `SG3Generator`: no "
+         "layer selection, every synthesis layer but L10 and L12, affines frozen.",
          ["StyleCLIP_TrainDomain", "StyleCLIP_LoadAdaptedGenerator"],
          ["19_nada_photo_to_sketch.json", "20_nada_photo_edit.json"]),
 ]
@@ -278,7 +280,8 @@ def models_block(info=None, placeholders=None) -> str:
         "",
         f"⚠️ **Licences.** The pack's code is MIT, but {', '.join(f'`{n}`' for n in nc)} contain weights under "
         "non-commercial licences (NVIDIA's Source Code License-NC for the FFHQ StyleGAN2 generator, which e4e's "
-        "file and the official mappers bundle; CelebAMask-HQ's terms for the face parser): images made with them "
+        "file and the official mappers bundle, and NVIDIA's Source Code License for the StyleGAN3 FFHQ generators; "
+        "CelebAMask-HQ's terms for the face parser): images made with them "
         "may not be used commercially. Check each licence before you use the results. The tiny stand-ins below "
         "are random weights with no licence restrictions beyond the pack's.",
     ]
