@@ -39,3 +39,36 @@ def test_catalog_entries_are_complete():
         assert e.source and e.licence and e.size and e.used_by and e.folder and e.filename
     folders = {e.folder for e in model_catalog.CATALOG}
     assert {"stylegan", "e4e", "openclip", "arcface", "styleclip_mappers", "face_parsing", "mediapipe"} <= folders
+
+
+def test_stylegan3_files_are_told_apart(tmp_path):
+    """NVIDIA's StyleGAN3 FFHQ pickles: the tiny stand-in that tiny-models writes under the T name is
+    reported as one; a StyleGAN2 file, another size or the other config under a StyleGAN3 name are
+    named for what they are; a StyleGAN3 of the right shape passes."""
+    from styleclip_core.models.stylegan3 import DEFAULTS, StyleGAN3Generator
+
+    models = str(tmp_path)
+    tiny_models.write_models_folder(models, kinds=["generator_sg3_t"])
+
+    def rows():
+        return {e.kind: (status, detail) for e, status, detail in model_catalog.check_models(models)}
+
+    found = rows()
+    assert found["generator_sg3_t"][0] == "PROBLEM" and "tiny random stand-in" in found["generator_sg3_t"][1]
+    assert found["generator_sg3_r"][0] == "MISSING" and "api.ngc.nvidia.com" in found["generator_sg3_r"][1]
+    folder = os.path.join(models, "stylegan")
+    t_path, r_path = (os.path.join(folder, f"stylegan3-{c}-ffhq-1024x1024.pkl") for c in "tr")
+    os.remove(t_path)
+    tiny_models.write_sg3_pkl(tiny_models.tiny_stylegan3("t"), t_path, mark_tiny=False)  # random weights, 64 px
+    tiny_models.write_ada_pkl(tiny_models.tiny_generator(), r_path)  # a StyleGAN2 pickle under the R name
+    found = rows()
+    assert found["generator_sg3_t"][0] == "PROBLEM" and "64px / 8 W+ rows" in found["generator_sg3_t"][1], found["generator_sg3_t"]
+    assert found["generator_sg3_r"][0] == "PROBLEM" and "StyleGAN2" in found["generator_sg3_r"][1], found["generator_sg3_r"]
+    # FFHQ's shape (1024 px, 14 layers, W 512) at a few channels: config R (1x1 convolutions, radial filters)
+    r_like = StyleGAN3Generator({**DEFAULTS, "img_resolution": 1024, "channel_base": 256, "channel_max": 8, "conv_kernel": 1, "use_radial_filters": True})
+    for path in (t_path, r_path):
+        os.remove(path)
+        tiny_models.write_sg3_pkl(r_like, path, mark_tiny=False)
+    found = rows()
+    assert found["generator_sg3_r"] == ("OK", "StyleGAN3-R 1024px, 16 W+ rows, conv_kernel 1")
+    assert found["generator_sg3_t"][0] == "PROBLEM" and "StyleGAN3-R (1x1 convolutions) generator, not config T" in found["generator_sg3_t"][1]

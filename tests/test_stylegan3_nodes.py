@@ -93,12 +93,82 @@ def test_mapper_trains_and_applies(comfy, sg3, faces):
             os.remove(os.path.join(folder, name))
 
 
-def test_e4e_codes_on_a_stylegan3_say_why(comfy, sg3):
+def test_e4e_codes_on_a_stylegan3_say_why(comfy, sg3, faces):
+    """e4e encodes into StyleGAN2 only: its codes given to a StyleGAN3 (rendering, Pivotal Tuning,
+    the video chain) are refused with a message naming StyleGAN3 and what to use instead."""
     g, _ = sg3
     from styleclip_core.models.latents import Latents
 
     with pytest.raises(ValueError, match="different generator"):
         comfy.run("StyleCLIP_Synthesize", generator=g, latents=Latents(w_plus=torch.zeros(1, 10, 64)), noise="const", noise_seed=0, chunk_size=4)
+    photos = comfy.run("StyleCLIP_Synthesize", generator=g, latents=faces, noise="const", noise_seed=0, chunk_size=4).args[0]
+    e4e = comfy.run("StyleCLIP_LoadE4E", e4e_name="e4e_ffhq_encode.pt", ops_backend="auto").args[0]
+    codes = comfy.run("StyleCLIP_InvertImages", e4e=e4e, images=photos, chunk_size=4).args[0]
+    alex = comfy.run("StyleCLIP_LoadLPIPS", net="alex", backbone_name="alexnet-owt-7be5be79.pth").args[0]
+    why = r"StyleGAN3 generator.*e4e's codes.*Load e4e Encoder's generator"
+    with pytest.raises(ValueError, match=why):
+        comfy.run("StyleCLIP_Synthesize", generator=g, latents=codes, noise="const", noise_seed=0, chunk_size=4)
+    with pytest.raises(ValueError, match=why):
+        comfy.run("StyleCLIP_PivotalTuning", generator=g, lpips=alex, latents=codes, images=photos, steps=1, learning_rate=3e-4, lpips_threshold=0.06,
+                  l2_weight=1.0, lpips_weight=1.0, locality_regularization=True, seed=0)
+    with pytest.raises(ValueError, match=why):
+        comfy.run("StyleCLIP_TuneOnClip", generator=g, lpips=alex, latents=codes, crops=photos, steps=1, learning_rate=3e-5, l2_weight=10.0, lpips_weight=1.0)
+
+
+def test_projection_and_pivotal_tuning_run(comfy, sg3, faces):
+    """A photo reaches a StyleGAN3 through Project Latents (optimisation, no encoder), then Pivotal Tuning."""
+    g, _ = sg3
+    photos = comfy.run("StyleCLIP_Synthesize", generator=g, latents=faces, noise="const", noise_seed=0, chunk_size=4).args[0]
+    vgg = comfy.run("StyleCLIP_LoadLPIPS", net="vgg", backbone_name="vgg16-397923af.pth").args[0]
+    alex = comfy.run("StyleCLIP_LoadLPIPS", net="alex", backbone_name="alexnet-owt-7be5be79.pth").args[0]
+    latents, projected = comfy.run("StyleCLIP_ProjectLatents", generator=g, lpips=vgg, images=photos, space="w+", steps=2, seed=0,
+                                   w_avg_samples=50, learning_rate=0.01, noise_regularization=1e5).args
+    assert latents.w_plus.shape == faces.w_plus.shape and projected.shape == photos.shape
+    tuned, pivots, reconstruction, _ = comfy.run(
+        "StyleCLIP_PivotalTuning", generator=g, lpips=alex, latents=latents, images=photos, steps=2, learning_rate=3e-4, lpips_threshold=0.0,
+        l2_weight=1.0, lpips_weight=1.0, locality_regularization=True, seed=0).args
+    assert tuned.architecture == "stylegan3" and torch.isfinite(reconstruction).all()
+    assert any(not torch.equal(a, b) for a, b in zip(tuned.state_dict().values(), g.state_dict().values()))
+
+
+def test_a_stylegan3_encoder_file_says_why(comfy):
+    """stylegan3-editing's ReStyle encoders (decoder.* a StyleGAN3) are refused by Load e4e Encoder, naming StyleGAN3."""
+    import os
+
+    from styleclip_core.formats.tiny_models import tiny_stylegan3
+
+    decoder = {f"decoder.{k}": v for k, v in tiny_stylegan3("t").state_dict().items()}
+    folder = comfy.folder_paths.get_folder_paths("e4e")[0]
+    path = os.path.join(folder, "restyle_e4e_sg3_stand_in.pt")
+    torch.save({"state_dict": {"encoder.input_layer.0.weight": torch.zeros(64, 6, 3, 3), **decoder},
+                "opts": {"encoder_type": "ProgressiveBackboneEncoder"}, "latent_avg": torch.zeros(8, 64)}, path)
+    try:
+        with pytest.raises(ValueError, match="ProgressiveBackboneEncoder encoder for a StyleGAN3 generator.*Project Latents"):
+            comfy.run("StyleCLIP_LoadE4E", e4e_name=os.path.basename(path), ops_backend="auto", unvalidated=True)
+    finally:
+        os.remove(path)
+
+
+def test_domain_adaptation(comfy, sg3, faces):
+    """Train Domain (NADA) adapts a StyleGAN3 (the reference's SG3Generator layers) and Load Adapted
+    Generator reads it back."""
+    import os
+
+    g, _ = sg3
+    clip = comfy.run("StyleCLIP_LoadCLIP", clip_name="ViT-B-32.pt", architecture="auto", image_preprocessing="nada").args[0]
+    folder = comfy.folder_paths.get_folder_paths("stylegan")[0]
+    before = set(os.listdir(folder))
+    try:
+        adapted, name, _ = comfy.run("StyleCLIP_TrainDomain", generator=g, clip=clip, source_text="photo", target_text="sketch", name="nada_sg3",
+                                     if_exists="new numbered file", steps=2, batch_size=2, learning_rate=0.002, auto_layer_k=18, auto_layer_iters=1,
+                                     auto_layer_batch=8, phase="default", lambda_direction=1.0, lambda_global=0.0, lambda_manifold=0.0,
+                                     clip_weight=1.0, seed=0, save_every=0, preview_every=1).args
+        loaded, info = comfy.run("StyleCLIP_LoadAdaptedGenerator", generator_name=name, **LOAD).args
+        assert loaded.architecture == "stylegan3" and "'photo' -> 'sketch'" in info
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), adapted.state_dict().values()))
+    finally:
+        for n in set(os.listdir(folder)) - before:
+            os.remove(os.path.join(folder, n))
 
 
 def test_rotate_translate(comfy, sg3, faces):

@@ -104,6 +104,10 @@ SAVED = {
     # resumes workflow 19's checkpoint when 19 ran before in the session, else trains it
     "20_nada_photo_edit.json": dict(
         outputs={"styleclip/nada_photo_edit": Images(1, *PHOTO)}),
+    # the tiny StyleGAN3-T stand-in (64 px): 2 faces above their text edits; the same faces along SeFa component 0 at 5 strengths
+    "21_stylegan3_sample_and_edit.json": dict(
+        outputs={"styleclip/sg3_text_edit": Images(1, 2 * 64, 2 * 64, tiles=(2, 2)),
+                 "styleclip/sg3_sefa_sweep": Images(1, 2 * 64, 5 * 64, tiles=(2, 5))}),
 }
 
 

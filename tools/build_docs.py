@@ -40,13 +40,14 @@ class Page:
 # One page per node group. Every node of the pack must be on exactly one page (tests/test_docs.py).
 PAGES = [
     Page("generator", "Generator and latents",
-         "Load a StyleGAN2 generator, draw, mix, save and load latent codes, and render them to images. "
+         "Load a StyleGAN2 generator (or a StyleGAN3, config T or R: see [StyleGAN3 generators](../../README.md#stylegan3-generators) in the README), draw, mix, "
+         "save and load latent codes, and render them to images. "
          "Every other group builds on these nodes: edits take latents (`SCLIP_LATENT`) and a generator "
          "(`SCLIP_GENERATOR`) and give latents back, which *Synthesize Images* renders.",
          ["StyleCLIP_LoadGenerator", "StyleCLIP_SampleLatents", "StyleCLIP_Synthesize", "StyleCLIP_MixLatents",
           "StyleCLIP_SaveLatents", "StyleCLIP_LoadLatents", "StyleCLIP_LoadLatentFolder", "StyleCLIP_ConvertGenerator", "StyleCLIP_TransformStyleGAN3",
           "StyleCLIP_ImageGrid"],
-         ["01_generate_faces.json"]),
+         ["01_generate_faces.json", "21_stylegan3_sample_and_edit.json"]),
     Page("photos", "Real photos: align, invert (e4e), paste back",
          "Edit your own photos: *Align Faces* crops each face the way FFHQ expects (finding it with the face mesh "
          "built into the mediapipe package), *Invert Images (e4e)* turns the crops into W+ latents, any edit runs on "
@@ -279,7 +280,8 @@ def models_block(info=None, placeholders=None) -> str:
         "",
         f"⚠️ **Licences.** The pack's code is MIT, but {', '.join(f'`{n}`' for n in nc)} contain weights under "
         "non-commercial licences (NVIDIA's Source Code License-NC for the FFHQ StyleGAN2 generator, which e4e's "
-        "file and the official mappers bundle; CelebAMask-HQ's terms for the face parser): images made with them "
+        "file and the official mappers bundle, and NVIDIA's Source Code License for the StyleGAN3 FFHQ generators; "
+        "CelebAMask-HQ's terms for the face parser): images made with them "
         "may not be used commercially. Check each licence before you use the results. The tiny stand-ins below "
         "are random weights with no licence restrictions beyond the pack's.",
     ]

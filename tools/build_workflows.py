@@ -39,7 +39,7 @@ def node_models(widgets: dict) -> list[dict]:
     The URL is the publisher's (the model catalog's). Frontend 1.27.10's missing-models dialog
     (MissingModelsWarning) enables Download only for a URL starting with https://civitai.com/ or
     https://huggingface.co/ whose file name ends in .safetensors or .sft, or for three URLs it
-    lists; every official file here is .pt/.pth, so no mirror would be allowed either, and the
+    lists; every official file here is .pt/.pth/.pkl, so no mirror would be allowed either, and the
     dialog's message shows the publisher's URL it refuses."""
     from styleclip_core.formats.model_catalog import by_filename
 
@@ -728,6 +728,43 @@ WORKFLOWS["20_nada_photo_edit"] = dict(
     ],
 )
 
+
+
+# StyleGAN3: NVIDIA's FFHQ StyleGAN3-T through the edits that carry over (the tiny-models command
+# writes a 64 px stand-in under the same name, so the workflow runs on a fresh install).
+SG3_GENERATOR = "stylegan3-t-ffhq-1024x1024.pkl"
+
+WORKFLOWS["21_stylegan3_sample_and_edit"] = dict(
+    note="Sample and edit a StyleGAN3: faces drawn from NVIDIA's StyleGAN3-T for FFHQ (stylegan3-t-ffhq-1024x1024.pkl), "
+    "edited by text (Optimize Latents toward 'a smiling person': CLIP loss + 0.008 x latent L2, 20 steps, a light edit; "
+    "original faces above, edited below) and along SeFa component 0 at five strengths (one row per face, alpha -4 to 4). "
+    "stylegan3-r-ffhq-1024x1024.pkl (StyleGAN3-R) works the same: pick it in Load StyleGAN2 Generator, which reads either "
+    "from NVIDIA's pickle without running code from it.\n"
+    "Models: stylegan3-t-ffhq-1024x1024.pkl (models/stylegan; from NVIDIA's NGC catalog, nvidia/research/stylegan3), "
+    "ViT-B-32.pt (models/openclip). On a fresh install the tiny-models command's 64 px random stand-in of that file is what "
+    "runs (its images are noise).\n"
+    "What does not carry over to StyleGAN3: e4e photo inversion (Invert Images) and the video chain (Invert Frames and the "
+    "nodes after it) need e4e's StyleGAN2 encoder and the StyleGAN2 generator it bundles; e4e's codes do not fit a StyleGAN3. "
+    "StyleGAN3 runs in fp32 only, and the noise setting has no effect (it has no noise inputs). See the README, StyleGAN3 generators.",
+    nodes=[
+        node(1, "StyleCLIP_LoadGenerator", {"generator_name": SG3_GENERATOR, "ops_backend": "auto"}),
+        node(2, "StyleCLIP_SampleLatents", {"seed": 8, "batch_size": 2, "truncation_psi": 0.7}, {"generator": (1, 0)}),
+        node(3, "StyleCLIP_LoadCLIP", {"clip_name": "ViT-B-32.pt", "architecture": "auto", "image_preprocessing": "styleclip"}),
+        node(4, "StyleCLIP_CLIPLoss", {"text": "a smiling person", "weight": 1.0}, {"clip": (3, 0)}),
+        node(5, "StyleCLIP_LatentL2Loss", {"weight": 0.008}, {"loss": (4, 0)}),
+        node(6, "StyleCLIP_OptimizeLatents", {"steps": 20, "learning_rate": 0.1, "space": "W+", "noise": "const", "preview_every": 5},
+             {"generator": (1, 0), "latents": (2, 0), "loss": (5, 0)}),
+        node(7, "StyleCLIP_Synthesize", {"noise": "const"}, {"generator": (1, 0), "latents": (2, 0)}, title="Original"),
+        node(8, "ImageBatch", {}, {"image1": (7, 0), "image2": (6, 1)}),
+        node(9, "StyleCLIP_ImageGrid", {"columns": 2}, {"images": (8, 0)}, title="Image Grid (original above, text edit below)"),
+        node(10, "SaveImage", {"filename_prefix": "styleclip/sg3_text_edit"}, {"images": (9, 0)}),
+        node(11, "StyleCLIP_SeFaDirection", {"component": 0}, {"generator": (1, 0)}),
+        node(12, "StyleCLIP_ApplyGlobalDirection", {"alphas": "-4, -2, 0, 2, 4"}, {"generator": (1, 0), "latents": (2, 0), "direction": (11, 0)}),
+        node(13, "StyleCLIP_Synthesize", {"noise": "const"}, {"generator": (1, 0), "latents": (12, 0)}, title="Synthesize Images (SeFa sweep)"),
+        node(14, "StyleCLIP_ImageGrid", {}, {"images": (13, 0), "columns": (12, 2)}, title="Image Grid (SeFa component 0, one row per face)"),
+        node(15, "SaveImage", {"filename_prefix": "styleclip/sg3_sefa_sweep"}, {"images": (14, 0)}),
+    ],
+)
 
 def main():
     import tempfile

@@ -53,6 +53,7 @@ TEMPLATES = {
     "18_video_edit_your_clip": ("Edit your own video", "Workflow 17's chain from core Load Video to Save Video, at the clip's frame rate."),
     "19_nada_photo_to_sketch": ("Change the domain by text", "StyleGAN-NADA: the generator moved from 'photo' to 'sketch'; faces before and after."),
     "20_nada_photo_edit": ("A photo in the new domain", "A photo inverted with e4e, rendered by workflow 19's sketch generator, pasted back."),
+    "21_stylegan3_sample_and_edit": ("StyleGAN3: sample and edit", "StyleGAN3-T faces edited by text and along a SeFa direction at five strengths."),
 }
 
 

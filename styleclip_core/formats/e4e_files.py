@@ -7,6 +7,7 @@ import torch
 from ..errors import CheckpointError
 from ..models.e4e import Encoder4Editing
 from ..models.generator import Generator
+from ..models.stylegan3 import is_stylegan3_state
 from .files import describe_object, load_torch_file, strip_prefix
 from .generator_files import load_generator
 
@@ -16,6 +17,13 @@ EXPECTED_FILE = "an e4e checkpoint ({'state_dict': encoder.* + decoder.*, 'laten
 def encoder_from_checkpoint(obj, path: str) -> Encoder4Editing:
     """The encoder (with its average latent) inside an e4e checkpoint object."""
     state = obj.get("state_dict") if isinstance(obj, dict) else None
+    if isinstance(state, dict) and is_stylegan3_state(strip_prefix(state, "decoder.")):
+        opts = obj.get("opts") or {}
+        kind = f"a {opts['encoder_type']} encoder" if isinstance(opts, dict) and opts.get("encoder_type") else "an encoder"
+        raise CheckpointError(path, EXPECTED_FILE, f"{kind} for a StyleGAN3 generator (its decoder.* is a StyleGAN3, as in stylegan3-editing's "
+                              "ReStyle files); inverting photos into a StyleGAN3 is not supported: Load e4e Encoder reads e4e's StyleGAN2 "
+                              "encoder (e4e_ffhq_encode.pt, with its StyleGAN2 generator); to fit a photo with a StyleGAN3 generator use "
+                              "Project Latents (then Pivotal Tuning)")
     if not isinstance(state, dict) or "encoder.input_layer.0.weight" not in state:
         raise CheckpointError(path, EXPECTED_FILE, describe_object(obj if not isinstance(state, dict) else state))
     opts = obj.get("opts") or {}

@@ -39,9 +39,37 @@ def _generator(path):
     g = load_generator(path)
     if g.is_tiny_stand_in:
         raise ValueError("a tiny random stand-in, not the real model")
+    if getattr(g, "architecture", None) == "stylegan3":
+        raise ValueError(f"a StyleGAN3 generator ({g.size}px), not StyleGAN2 FFHQ config-f")
     if (g.size, g.style_dim, g.n_mlp) != (1024, 512, 8) or g.channels != stylegan2_channels(1024):
         raise ValueError(f"a StyleGAN2 generator, but {g.size}px / style {g.style_dim} / {g.n_mlp} mapping layers, not FFHQ config-f 1024")
     return f"StyleGAN2 1024px config-f, W average {'present' if g.has_w_avg else 'absent'}"
+
+
+def _stylegan3(config: str):
+    """The check of NVIDIA's StyleGAN3 FFHQ pickle of ``config`` ('t' or 'r'): a StyleGAN3 generator
+    of 1024 px with 16 W+ rows (14 layers and the input), 512-d W, and the config's convolutions
+    (T: 3x3, R: 1x1 with radial filters)."""
+    kernel = {"t": 3, "r": 1}[config]
+
+    def check(path):
+        from ..models.stylegan3 import DEFAULTS
+        from .generator_files import load_generator
+
+        g = load_generator(path)
+        if getattr(g, "architecture", None) != "stylegan3":
+            raise ValueError(f"a StyleGAN2 generator ({g.size}px), not a StyleGAN3 one")
+        if g.is_tiny_stand_in:
+            raise ValueError("a tiny random stand-in, not the real model")
+        c = {**DEFAULTS, **g._config}
+        if (g.size, g.n_latent, g.style_dim) != (1024, 16, 512):
+            raise ValueError(f"a StyleGAN3 generator, but {g.size}px / {g.n_latent} W+ rows / W {g.style_dim}, not FFHQ 1024px (16 rows of 512)")
+        if int(c["conv_kernel"]) != kernel:
+            other = "R (1x1 convolutions)" if int(c["conv_kernel"]) == 1 else f"T ({c['conv_kernel']}x{c['conv_kernel']} convolutions)"
+            raise ValueError(f"a StyleGAN3-{other} generator, not config {config.upper()} (conv_kernel {kernel})")
+        return f"StyleGAN3-{config.upper()} 1024px, 16 W+ rows, conv_kernel {kernel}"
+
+    return check
 
 
 def _e4e(path):
@@ -136,6 +164,14 @@ CATALOG: list[ModelFile] = [
               "every method (optional when e4e_ffhq_encode.pt or an official mapper is used: they contain this generator)", _generator,
               alternatives=("stylegan2-ffhq-config-f.pkl (NVIDIA TensorFlow, https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/stylegan2-ffhq-config-f.pkl)",
                             "ffhq.pkl (stylegan2-ada-pytorch, https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/ffhq.pkl)")),
+    *(ModelFile(f"generator_sg3_{c}", f"stylegan3-{c}-ffhq-1024x1024.pkl", "stylegan",
+                f"https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/stylegan3-{c}-ffhq-1024x1024.pkl",
+                f"NVIDIA's StyleGAN3-{c.upper()} for FFHQ 1024px (NGC catalog, nvidia/research/stylegan3, linked by NVlabs/stylegan3's README)",
+                f"NVIDIA Source Code License for StyleGAN3 ({NC}); trained on FFHQ (CC BY-NC-SA 4.0)", size,
+                "StyleGAN3 editing (optional): sampling, text edits, SeFa / GANSpace, global directions, local edits, mappers, NADA; "
+                "no e4e photo inversion or video chain", _stylegan3(c))
+      for c, size in (("t", "about 89 MB of generator weights (22.3 M values; the pickle also holds the training copy G and the discriminator, so it is larger)"),
+                      ("r", "about 60 MB of generator weights (15.1 M values; the pickle also holds the training copy G and the discriminator, so it is larger)"))),
     ModelFile("e4e", "e4e_ffhq_encode.pt", "e4e",
               "https://drive.google.com/file/d/1cUv_reLE6k3604or78EranS7XzuVMWeO",
               "encoder4editing release, 'FFHQ Inversion'",

@@ -13,6 +13,16 @@ from ..values import called, check_count, generator as seeded
 from .generator import Generator
 
 
+def _stylegan3_hint(g) -> str:
+    """What a StyleGAN3 generator given another generator's codes needs instead: e4e (Invert Images,
+    Invert Frames) encodes into StyleGAN2 only, so its codes never fit a StyleGAN3."""
+    if getattr(g, "architecture", None) != "stylegan3":
+        return ""
+    return (". This is a StyleGAN3 generator: it renders only its own codes (Sample Latents, Project Latents, or edits of those). "
+            "e4e's codes (Invert Images, Invert Frames) are codes of the StyleGAN2 generator its file bundles (Load e4e Encoder's "
+            "generator output): use that generator for e4e photos, Pivotal Tuning of them and the video nodes")
+
+
 @dataclass
 class Latents:
     w_plus: torch.Tensor | None = None
@@ -38,13 +48,13 @@ class Latents:
             if tuple(self.w_plus.shape[1:]) != (g.n_latent, g.style_dim):
                 raise ValueError(
                     f"these latents are W+ [B, {self.w_plus.shape[1]}, {self.w_plus.shape[2]}], but the generator "
-                    f"({g.size}px) expects [B, {g.n_latent}, {g.style_dim}]; they come from a different generator"
+                    f"({g.size}px) expects [B, {g.n_latent}, {g.style_dim}]; they come from a different generator" + _stylegan3_hint(g)
                 )
         else:
             dims = [s.shape[-1] for s in self.styles]
             expected = [l.channels for l in g.style_layers]
             if dims != expected:
-                raise ValueError(f"these StyleSpace latents have layer widths {dims}, but the generator has {expected}")
+                raise ValueError(f"these StyleSpace latents have layer widths {dims}, but the generator has {expected}" + _stylegan3_hint(g))
         return self
 
     def to_styles(self, g: Generator) -> list[torch.Tensor]:
