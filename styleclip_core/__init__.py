@@ -5,8 +5,8 @@ Layers, each importing only the ones above it in this list:
 * ``errors``, ``precision``, ``progress``, ``values``: the shared vocabulary (error type, the one
   precision vocabulary, the one progress callback, the checks of bad values: non-finite numbers,
   counts, seeds);
-* ``ops``: the StyleGAN2 ops (upfirdn2d, fused bias + leaky ReLU), a PyTorch reference and a
-  CUDA plugin behind one function each;
+* ``ops``: the StyleGAN2 ops (upfirdn2d, fused bias + leaky ReLU) and StyleGAN3's filtered
+  leaky ReLU, a PyTorch reference and a CUDA plugin behind one function each;
 * ``models``: the networks (generator, latents and rendering, e4e, IR-SE / ArcFace, CLIP,
   BiSeNet face parser, latent mappers); they know nothing about files;
 * ``formats``: reading and writing files (official checkpoints, NVIDIA pickles, TorchScript,

@@ -1,4 +1,4 @@
-"""The CUDA plugin of the StyleGAN2 ops against the PyTorch reference.
+"""The CUDA plugin of the StyleGAN2 ops and StyleGAN3's fused filtered_lrelu against the PyTorch reference.
 
 Every plugin check runs on up to three implementations of the plugin's kernel interface,
 each behind the plugin's own autograd wrappers:
@@ -24,6 +24,7 @@ from conftest import load_fixture
 
 from styleclip_core.ops import backend, cuda_plugin
 from styleclip_core.ops.bias_act import fused_leaky_relu, fused_leaky_relu_reference
+from styleclip_core.ops.filtered_lrelu import filtered_lrelu, filtered_lrelu_composition, filtered_lrelu_reference
 from styleclip_core.ops.upfirdn2d import make_kernel, upfirdn2d, upfirdn2d_reference
 
 # The compile tests run nvcc / g++ on whatever the machine has (minutes on 2 cores).
@@ -69,11 +70,18 @@ class TorchEmulatedKernels:
         d = grad * scale
         return torch.where(ref * ref_sign > 0, d, d * slope)
 
+    @staticmethod
+    def filtered_lrelu(x, fu, fd, b, up, down, px0, px1, py0, py1, gain, slope, clamp, flip_filter):
+        return filtered_lrelu_reference(x, fu, fd, b, up, down, (px0, px1, py0, py1), gain, slope, clamp, flip_filter)
+
 
 HOST_SOURCE = r"""
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
+#include <algorithm>
+#include <cmath>
 #include <optional>
+#include <vector>
 #include "kernels.cuh"
 
 using namespace styleclip_ops;
@@ -155,6 +163,90 @@ at::Tensor fused_leaky_relu_grad(const at::Tensor& g_in, const at::Tensor& ref_i
     });
     return dx;
 }
+// Mirrors filtered_lrelu_cuda: the same params, the same choice between the tiled and the
+// per-output-sample kernel (mode 0; 1 forces per-sample, 2 tiles), loops for blocks and threads.
+static at::Tensor filtered_lrelu_host(const at::Tensor& x_in, const std::optional<at::Tensor>& fu_in,
+                                      const std::optional<at::Tensor>& fd_in, const std::optional<at::Tensor>& b_in,
+                                      int64_t up, int64_t down, int64_t pad_x0, int64_t pad_x1, int64_t pad_y0,
+                                      int64_t pad_y1, double gain, double slope, std::optional<double> clamp,
+                                      bool flip_filter, int mode) {
+    const at::Tensor x = x_in.contiguous();
+    const bool has_fu = fu_in.has_value() && fu_in->defined(), has_fd = fd_in.has_value() && fd_in->defined();
+    const bool has_b = b_in.has_value() && b_in->defined();
+    const int fu_h = has_fu ? int(fu_in->size(0)) : 1, fu_w = has_fu ? int(fu_in->size(-1)) : 1;
+    const int fd_h = has_fd ? int(fd_in->size(0)) : 1, fd_w = has_fd ? int(fd_in->size(-1)) : 1;
+    FilteredLreluParams p;
+    TORCH_CHECK(make_filtered_lrelu_params(p, x.size(0) * x.size(1), x.size(1), int(x.size(2)), int(x.size(3)), fu_h,
+                                           fu_w, has_fu && fu_in->dim() == 2, fd_h, fd_w, has_fd && fd_in->dim() == 2,
+                                           int(up), int(down), int(pad_x0), int(pad_x1), int(pad_y0), int(pad_y1),
+                                           gain, slope, clamp.has_value(), clamp.value_or(0.0), flip_filter),
+                "filtered_lrelu: empty output");
+    at::Tensor y = at::empty({x.size(0), x.size(1), p.out_h, p.out_w}, x.options());
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "filtered_lrelu_host", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        const auto acc_dtype = c10::CppTypeToScalarType<acc_t>::value;
+        const at::Tensor fu = has_fu ? fu_in->to(acc_dtype).contiguous() : at::Tensor();
+        const at::Tensor fd = has_fd ? fd_in->to(acc_dtype).contiguous() : at::Tensor();
+        const at::Tensor b = has_b ? b_in->to(x.scalar_type()).to(acc_dtype).contiguous() : at::Tensor();
+        const acc_t* fu_p = has_fu ? fu.const_data_ptr<acc_t>() : nullptr;
+        const acc_t* fd_p = has_fd ? fd.const_data_ptr<acc_t>() : nullptr;
+        const acc_t* b_p = has_b ? b.const_data_ptr<acc_t>() : nullptr;
+        const bool tiled = mode == 2 || (mode == 0 && filtered_lrelu_tile_bytes(p, sizeof(acc_t)) <= kFlMaxSharedBytes);
+        const scalar_t* xp = x.const_data_ptr<scalar_t>();
+        scalar_t* yp = y.mutable_data_ptr<scalar_t>();
+        const int64_t cap = filtered_lrelu_tile_bytes(p, sizeof(acc_t)) / int64_t(sizeof(acc_t));
+        std::vector<acc_t> buf(size_t(tiled ? cap : 0));
+        for (int64_t c = 0; c < p.planes; ++c) {
+            const scalar_t* plane = xp + c * p.in_h * p.in_w;
+            scalar_t* out = yp + c * p.out_h * p.out_w;
+            const acc_t bv = b_p ? b_p[c % p.channels] : acc_t(0);
+            if (!tiled) {
+                for (int oy = 0; oy < p.out_h; ++oy)
+                    for (int ox = 0; ox < p.out_w; ++ox)
+                        out[oy * p.out_w + ox] = static_cast<scalar_t>(filtered_lrelu_pixel(p, plane, fu_p, fd_p, bv, oy, ox));
+                continue;
+            }
+            const int tiles_y = (p.out_h + kFlTileH - 1) / kFlTileH, tiles_x = (p.out_w + kFlTileW - 1) / kFlTileW;
+            for (int tile_y = 0; tile_y < tiles_y; ++tile_y)
+                for (int tile_x = 0; tile_x < tiles_x; ++tile_x) {
+                    const FilteredLreluTileGeom g = filtered_lrelu_tile(p, tile_y, tile_x);
+                    const int n = g.th * g.tw;
+                    TORCH_CHECK(n > 0 && n <= cap, "tile of ", g.th, "x", g.tw, " beyond the buffer's ", cap);
+                    std::fill(buf.begin(), buf.end(), acc_t(NAN));  // stale entries would show
+                    for (int i = 0; i < n; ++i) buf[i] = filtered_lrelu_tile_entry(p, g, plane, fu_p, bv, i);
+                    for (int ry = 0; ry < kFlTileH; ++ry)
+                        for (int rx = 0; rx < kFlTileW; ++rx) {
+                            const int oy = g.oy0 + ry, ox = g.ox0 + rx;
+                            if (oy < p.out_h && ox < p.out_w)
+                                out[oy * p.out_w + ox] = static_cast<scalar_t>(filtered_lrelu_tile_pixel(p, g, buf.data(), fd_p, oy, ox));
+                        }
+                }
+        }
+    });
+    return y;
+}
+
+at::Tensor filtered_lrelu(const at::Tensor& x, const std::optional<at::Tensor>& fu, const std::optional<at::Tensor>& fd,
+                          const std::optional<at::Tensor>& b, int64_t up, int64_t down, int64_t pad_x0, int64_t pad_x1,
+                          int64_t pad_y0, int64_t pad_y1, double gain, double slope, std::optional<double> clamp,
+                          bool flip_filter) {
+    return filtered_lrelu_host(x, fu, fd, b, up, down, pad_x0, pad_x1, pad_y0, pad_y1, gain, slope, clamp, flip_filter, 0);
+}
+
+at::Tensor filtered_lrelu_forced(const at::Tensor& x, const std::optional<at::Tensor>& fu,
+                                 const std::optional<at::Tensor>& fd, const std::optional<at::Tensor>& b, int64_t up,
+                                 int64_t down, int64_t pad_x0, int64_t pad_x1, int64_t pad_y0, int64_t pad_y1,
+                                 double gain, double slope, std::optional<double> clamp, bool flip_filter, bool tiled) {
+    return filtered_lrelu_host(x, fu, fd, b, up, down, pad_x0, pad_x1, pad_y0, pad_y1, gain, slope, clamp, flip_filter,
+                               tiled ? 2 : 1);
+}
+
+// Whether filtered_lrelu_cuda takes the tiled kernel for these down-filter settings.
+bool filtered_lrelu_tiled(int64_t down, int64_t fd_h, int64_t fd_w, int64_t acc_bytes) {
+    FilteredLreluParams p{};
+    p.down = int(down); p.fd_h = int(fd_h); p.fd_w = int(fd_w);
+    return filtered_lrelu_tile_bytes(p, acc_bytes) <= kFlMaxSharedBytes;
+}
 """
 
 
@@ -167,7 +259,8 @@ def host_kernels(tmp_path_factory):
     return load_inline(
         name="styleclip_ops_host_check",
         cpp_sources=HOST_SOURCE,
-        functions=["upfirdn2d", "upfirdn2d_specialised", "fused_leaky_relu", "fused_leaky_relu_grad"],
+        functions=["upfirdn2d", "upfirdn2d_specialised", "fused_leaky_relu", "fused_leaky_relu_grad",
+                   "filtered_lrelu", "filtered_lrelu_forced", "filtered_lrelu_tiled"],
         extra_include_paths=[str(CSRC)],
         extra_cflags=["-O1"],
         build_directory=str(tmp_path_factory.mktemp("host_kernels")),
@@ -190,6 +283,11 @@ class Impl:
         if self.public:
             return fused_leaky_relu(x, bias, slope, scale, bias_dim, impl="cuda")
         return cuda_plugin.fused_leaky_relu(x, bias, slope, scale, bias_dim)
+
+    def filtered_lrelu(self, x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter):
+        if self.public:
+            return filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, impl="cuda")
+        return cuda_plugin.filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
 
 
 @pytest.fixture(params=["torch-emulated", "host-compiled", "cuda"])
@@ -433,6 +531,261 @@ def test_fused_leaky_relu_saves_one_tensor(impl):
     assert len(saved) == 1 and saved[0].shape == y.shape
 
 
+# ------------------------------------------------------------ filtered_lrelu (StyleGAN3, fused)
+
+
+def _compare_filtered_lrelu(impl, x, fu, fd, b, cfg, tol=TOL, grad_weight=None):
+    """Forward and x / b gradients of the fused op against the reference on the same inputs.
+    ``cfg`` = (up, down, padding, gain, slope, clamp, flip_filter). float32: both against
+    ``filtered_lrelu_reference``. float16 / bfloat16: the forward against a float64 reference; the
+    gradients, which are by definition the composition's (the backward recomputes it), against
+    the composition in the same dtype on the stages the plugin's backward uses (a float64
+    reference would disagree wherever rounding moves a sample across the leaky ReLU's or the
+    clamp's kink). Returns the output."""
+    low = x.dtype in LOW_TOL
+    ref_dtype = torch.float64 if low else x.dtype
+
+    def filt(f, dtype):
+        return None if f is None else f.to(impl.device, dtype)
+
+    def leaf(t, dtype=None):
+        return None if t is None else t.detach().to(dtype or t.dtype).clone().requires_grad_()
+
+    x_imp, b_imp = leaf(x), leaf(b)
+    y = impl.filtered_lrelu(x_imp, filt(fu, torch.float32), filt(fd, torch.float32), b_imp, *cfg)
+    with torch.no_grad():
+        y_ref = filtered_lrelu_reference(x.to(ref_dtype), filt(fu, ref_dtype), filt(fd, ref_dtype), None if b is None else b.to(ref_dtype), *cfg)
+    assert y.dtype == x.dtype and y.shape == y_ref.shape, (y.shape, y_ref.shape)
+    scale = max(1.0, float(y_ref.abs().max()))
+    torch.testing.assert_close(y.detach().to(ref_dtype), y_ref, atol=tol["atol"] * scale, rtol=tol["rtol"])
+
+    x_ref, b_ref = leaf(x), leaf(b)
+    if low:
+        y_grad_ref = filtered_lrelu_composition(x_ref, filt(fu, torch.float32), filt(fd, torch.float32), b_ref, *cfg,
+                                                impl="cuda" if impl.public else "auto")
+    else:
+        y_grad_ref = filtered_lrelu_reference(x_ref, filt(fu, x.dtype), filt(fd, x.dtype), b_ref, *cfg)
+    g = torch.randn(y.shape, device=x.device, dtype=x.dtype) if grad_weight is None else grad_weight.to(x.device, x.dtype)
+    y_grad_ref.backward(g)
+    y.backward(g)
+    for name, ours, ref in (("x", x_imp, x_ref), ("b", b_imp, b_ref)):
+        if ours is None:
+            continue
+        assert ours.grad.dtype == ours.dtype
+        gscale = max(1.0, float(ref.grad.abs().max())) if low else 1.0  # relative to the largest, as the self-check
+        torch.testing.assert_close(ours.grad, ref.grad, atol=tol["atol"] * gscale, rtol=tol["rtol"], msg=lambda m, name=name: f"grad {name}: {m}")
+    return y
+
+
+def _sg3_fixture_cases():
+    tensors, meta = load_fixture("sg3_ops")
+    for c in meta["cases"]:
+        def get(key, c=c):
+            return tensors[c[key]] if c[key] else None
+
+        cfg = (c["up"], c["down"], tuple(c["padding_x0_x1_y0_y1"]), c["gain"], c["slope"], c["clamp"], c["flip_filter"])
+        yield c, tensors, tensors[c["x"]], get("fu"), get("fd"), get("b"), cfg
+
+
+def test_filtered_lrelu_fixtures(impl, parity):
+    """The nine fixtures/sg3_ops cases (NVIDIA's outputs; the T and R layers, ToRGB with an active
+    clamp, asymmetric 1-D and 2-D filters with both flips, no bias with cropping pads): the fused
+    forward and the gradients against the reference on the same device, the forward against
+    NVIDIA's (the fixture's atol 1e-5 + rtol 1e-5)."""
+    for c, tensors, x, fu, fd, b, cfg in _sg3_fixture_cases():
+        d = impl.device
+        y = _compare_filtered_lrelu(impl, x.to(d), fu, fd, None if b is None else b.to(d), cfg,
+                                    grad_weight=tensors[f"in.{c['name']}.grad_weight"])
+        assert list(y.shape) == c["out_shape"]
+        parity.close(f"sg3_ops:fused {c['name']}.y [{impl.name}]", y.detach().cpu(), tensors[f"out.{c['name']}.y"], atol=1e-5, rtol=1e-5)
+
+
+def _random_filter(rng, gen):
+    """A random filter: None, 1-D or 2-D, odd or even lengths (1 to 8 taps per axis)."""
+    kind = rng.choice(["none", "1d", "1d", "2d", "2d"])
+    if kind == "none":
+        return None, (1, 1)
+    if kind == "1d":
+        n = rng.randint(1, 8)
+        return torch.randn(n, generator=gen), (n, n)
+    h, w = rng.randint(1, 6), rng.randint(1, 6)
+    return torch.randn(h, w, generator=gen), (h, w)
+
+
+def _random_filtered_lrelu_cases(n, seed):
+    """(shape, fu, fd, has bias, cfg) with random sizes, up / down in {1, 2, 4}, 1-D and 2-D filters
+    of odd and even lengths, both flips, positive and negative pads, clamp on and off; only cases
+    whose output is not empty (the reference's domain)."""
+    rng, gen = random.Random(seed), torch.Generator().manual_seed(seed)
+    cases = []
+    while len(cases) < n:
+        h, w = rng.randint(1, 12), rng.randint(1, 12)
+        up, down = rng.choice([1, 2, 4]), rng.choice([1, 2, 4])
+        fu, (fu_h, fu_w) = _random_filter(rng, gen)
+        fd, (fd_h, fd_w) = _random_filter(rng, gen)
+        pad = tuple(rng.randint(-3, 9) for _ in range(4))
+        tmp_h = h * up + pad[2] + pad[3] - (fu_h - 1)
+        tmp_w = w * up + pad[0] + pad[1] - (fu_w - 1)
+        if tmp_h < fd_h or tmp_w < fd_w:
+            continue
+        slope = rng.choice([0.2, 0.2, 1.0, -0.3, 0.0])
+        gain = rng.choice([math.sqrt(2), 1.0, 0.7])
+        clamp = rng.choice([None, None, 0.5, 2.0])
+        cfg = (up, down, pad, gain, slope, clamp, rng.random() < 0.5)
+        cases.append(((rng.randint(1, 2), rng.randint(1, 3), h, w), fu, fd, rng.random() < 0.75, cfg))
+    return cases
+
+
+# Long down filters with down 4: the tiled kernel's shared buffer would pass 48 KiB, so the
+# per-output-sample kernel runs (with float32: (15 * 4 + 64)^2 * 4 bytes).
+LONG_DOWN_CASES = [
+    ((1, 2, 20, 18), 6, 64, (4, 4, (3, 2, 4, 1), math.sqrt(2), 0.2, 1.0, False)),
+    ((1, 2, 20, 18), 4, (60, 56), (4, 4, (2, 2, -1, 3), 1.0, 0.2, None, True)),
+]
+
+
+def _long_down_case(case, gen):
+    shape, fu_len, fd_shape, cfg = case
+    fd = torch.randn(fd_shape if isinstance(fd_shape, tuple) else (fd_shape,), generator=gen)
+    return shape, torch.randn(fu_len, generator=gen), fd / fd.abs().sum(), cfg
+
+
+def test_filtered_lrelu_random(impl):
+    torch.manual_seed(11)
+    gen = torch.Generator().manual_seed(12)
+    cases = _random_filtered_lrelu_cases(80, seed=13) + [(*_long_down_case(c, gen)[:3], True, c[3]) for c in LONG_DOWN_CASES]
+    for i, (shape, fu, fd, has_b, cfg) in enumerate(cases):
+        if i % 4 == 0:  # channels-last storage: the plugin must not assume contiguity
+            x = torch.randn(shape[0], shape[2], shape[3], shape[1], device=impl.device).permute(0, 3, 1, 2)
+        else:
+            x = torch.randn(shape, device=impl.device)
+        b = torch.randn(shape[1], device=impl.device) if has_b else None
+        _compare_filtered_lrelu(impl, x, fu, fd, b, cfg)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_filtered_lrelu_low_precision(impl, dtype):
+    """float16 / bfloat16 inputs (float32 filters and bias, as in the network) against a float64
+    reference: the StyleGAN3 layer settings and random cases with normalised filters."""
+    torch.manual_seed(14)
+    for c, tensors, x, fu, fd, b, cfg in _sg3_fixture_cases():
+        if c["name"] == "torgb":
+            continue  # values up to 256: a float16 ulp there is 0.25
+        d = impl.device
+        _compare_filtered_lrelu(impl, x.to(d, dtype), fu, fd, b.to(d) if b is not None else None, cfg, LOW_TOL[dtype])
+    for shape, fu, fd, has_b, cfg in _random_filtered_lrelu_cases(12, seed=15):
+        fu = None if fu is None else fu / fu.abs().sum()
+        fd = None if fd is None else fd / fd.abs().sum()
+        x = torch.randn(shape, device=impl.device).to(dtype)
+        b = torch.randn(shape[1], device=impl.device) if has_b else None
+        _compare_filtered_lrelu(impl, x, fu, fd, b, cfg, LOW_TOL[dtype])
+
+
+def test_filtered_lrelu_gradcheck_and_double_backward(impl):
+    """The fused forward and the recomputed backward are one function (float64 finite
+    differences), and the gradient is itself differentiable (create_graph)."""
+    torch.manual_seed(16)
+    opts = dict(device=impl.device, dtype=torch.float64)
+    fu, fd = torch.randn(4, **opts), torch.randn(3, 2, **opts)
+    b = torch.randn(2, **opts, requires_grad=True)
+    x = torch.randn(1, 2, 5, 4, **opts, requires_grad=True)
+    for cfg in [(2, 2, (2, 1, 1, 3), math.sqrt(2), 0.2, None, False), (1, 2, (-1, 2, 0, 1), 1.3, 0.05, 50.0, True)]:
+        def fn(t, bias):
+            return impl.filtered_lrelu(t, fu, fd, bias, *cfg)
+
+        # Away from the leaky ReLU's kink, which finite differences must not straddle.
+        assert torch.autograd.gradcheck(fn, (x, b), eps=1e-6, atol=1e-6)
+        assert torch.autograd.gradgradcheck(fn, (x, b), eps=1e-6, atol=1e-6)
+
+
+def test_filtered_lrelu_saves_only_its_inputs(impl):
+    """The forward keeps the inputs for the backward, never the upsampled intermediate."""
+    x = torch.randn(2, 3, 12, 12, device=impl.device, requires_grad=True)
+    b = torch.randn(3, device=impl.device, requires_grad=True)
+    fu, fd = torch.rand(12, device=impl.device), torch.rand(12, device=impl.device)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = impl.filtered_lrelu(x, fu, fd, b, 2, 2, (9, 8, 9, 8), math.sqrt(2), 0.2, 256.0, False)
+    assert y.shape == (2, 3, 10, 10)
+    assert len(saved) <= 4 and {t.numel() for t in saved} <= {x.numel(), b.numel(), 12}
+
+
+def test_filtered_lrelu_host_tiled_and_per_sample_paths(host_kernels):
+    """Both CUDA kernels' index arithmetic, on the host: the tiled one (shared buffer, each
+    intermediate sample once) and the per-output-sample one, forced, against the reference; and
+    which one the network's layers and the long down filters get."""
+    gen = torch.Generator().manual_seed(17)
+    cases = _random_filtered_lrelu_cases(40, seed=18)
+    cases += [(*_long_down_case(c, gen)[:3], True, c[3]) for c in LONG_DOWN_CASES]
+    # Several tiles per axis, edge tiles cut short.
+    cases.append(((1, 2, 23, 37), torch.rand(12, generator=gen), torch.rand(12, generator=gen), True,
+                  (2, 2, (9, 8, 9, 8), math.sqrt(2), 0.2, 256.0, False)))
+    for shape, fu, fd, has_b, (up, down, pad, gain, slope, clamp, flip) in cases:
+        x = torch.randn(shape, generator=gen)
+        b = torch.randn(shape[1], generator=gen) if has_b else None
+        ref = filtered_lrelu_reference(x, fu, fd, b, up, down, pad, gain, slope, clamp, flip)
+        for tiled in (False, True):
+            y = host_kernels.filtered_lrelu_forced(x, fu, fd, b, up, down, *pad, gain, slope, clamp, flip, tiled)
+            scale = max(1.0, float(ref.abs().max()))
+            torch.testing.assert_close(y, ref, atol=1e-5 * scale, rtol=1e-5, msg=f"tiled={tiled} {shape} {pad}")
+    for taps, down in [((12, 12), 2), ((12, 12), 4), ((24, 24), 2), ((1, 1), 1)]:  # T and R layers, ToRGB
+        for acc_bytes in (4, 8):
+            assert host_kernels.filtered_lrelu_tiled(down, *taps, acc_bytes)
+    assert not host_kernels.filtered_lrelu_tiled(4, 64, 64, 4)
+    assert not host_kernels.filtered_lrelu_tiled(4, 60, 56, 4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+def test_filtered_lrelu_self_check_passes_with_the_host_kernel(host_kernels, monkeypatch, dtype):
+    """The plugin's first-use self-check for filtered_lrelu (ops/self_check.py, the StyleGAN3 layer
+    settings), run on the CPU with the host-compiled fused math as the plugin: what the GPU's check
+    will compare, up to the device's summation order."""
+    from styleclip_core.ops import self_check
+
+    monkeypatch.setattr(cuda_plugin, "_plugin", host_kernels)
+    monkeypatch.setattr(cuda_plugin, "_tried", True)
+    monkeypatch.setattr(cuda_plugin, "_failure", None)
+    ok, summary = self_check.compare("filtered_lrelu", *self_check._paths("filtered_lrelu"), "cpu", dtype)
+    assert ok, summary
+
+
+def test_filtered_lrelu_public_function_takes_the_fused_plugin(host_kernels, monkeypatch):
+    """The public function runs the fused plugin when ``backend.use_cuda`` says so (faked here on
+    the CPU, the host-compiled kernel standing in), and the composition when the filters need a
+    gradient (the plugin treats them as constants)."""
+    monkeypatch.setattr(cuda_plugin, "_plugin", host_kernels)
+    monkeypatch.setattr(cuda_plugin, "_tried", True)
+    monkeypatch.setattr(cuda_plugin, "_failure", None)
+    monkeypatch.setattr(backend, "decide", lambda impl, device: (impl != "reference", "cuda (faked)"))
+    from styleclip_core.ops import self_check
+
+    monkeypatch.setattr(self_check, "passed", lambda op, dtype, device: True)  # tested on its own above
+    calls = []
+    real = host_kernels.filtered_lrelu
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(host_kernels, name)
+
+        @staticmethod
+        def filtered_lrelu(*args):
+            calls.append(args[4:6])
+            return real(*args)
+
+    monkeypatch.setattr(cuda_plugin, "_plugin", Spy())
+    x = torch.randn(1, 3, 12, 12, requires_grad=True)
+    fu, fd, b = torch.rand(12), torch.rand(12, 12), torch.randn(3)
+    args = (2, 2, (9, 8, 9, 8), math.sqrt(2), 0.2, None, False)
+    y = filtered_lrelu(x, fu, fd, b, *args, impl="cuda")
+    assert calls == [(2, 2)]
+    torch.testing.assert_close(y, filtered_lrelu_reference(x, fu, fd, b, *args), atol=1e-5, rtol=1e-5)
+    y.sum().backward()
+    filtered_lrelu(x, fu.requires_grad_(), fd, b, *args, impl="cuda")
+    assert len(calls) == 1  # a filter that wants a gradient: the composition
+    filtered_lrelu(x, fu.detach(), fd, b, *args, impl="reference")
+    assert len(calls) == 1
+
+
 # ----------------------------------------------------------------------- compile check
 
 
@@ -440,7 +793,8 @@ def test_fused_leaky_relu_saves_one_tensor(impl):
 def test_plugin_compiles(tmp_path, monkeypatch):
     monkeypatch.setenv(cuda_plugin.CACHE_ENV, str(tmp_path))
     module = cuda_plugin.build()
-    for name in ("upfirdn2d", "fused_leaky_relu", "fused_leaky_relu_grad"):
+    assert "filtered_lrelu.cu" in cuda_plugin._SOURCES
+    for name in ("upfirdn2d", "fused_leaky_relu", "fused_leaky_relu_grad", "filtered_lrelu"):
         assert callable(getattr(module, name))
     assert Path(module.__file__).resolve().is_relative_to(tmp_path.resolve())
 
@@ -542,9 +896,10 @@ def test_self_check_passes_on_the_gpu(dtype):
 
 @needs_gpu
 def test_filtered_lrelu_cuda_matches_the_fixture_and_the_reference(parity):
-    """filtered_lrelu's CUDA path (the plugin's upfirdn2d and bias + leaky ReLU kernels) on the
-    nine fixtures/sg3_ops cases, forward and gradients, against NVIDIA's outputs and against the
-    reference path on the same GPU (float32: the fixture's atol 1e-5 + rtol 1e-5)."""
+    """filtered_lrelu's CUDA path (the fused forward kernel; the backward through the plugin's
+    upfirdn2d and bias + leaky ReLU kernels) on the nine fixtures/sg3_ops cases, forward and
+    gradients, against NVIDIA's outputs and against the reference path on the same GPU (float32:
+    the fixture's atol 1e-5 + rtol 1e-5)."""
     from styleclip_core.ops import cuda_plugin
     from styleclip_core.ops.filtered_lrelu import filtered_lrelu
 
@@ -567,6 +922,33 @@ def test_filtered_lrelu_cuda_matches_the_fixture_and_the_reference(parity):
                 continue
             parity.close(f"sg3_ops:cuda {c['name']}.{what}", ours.cpu(), tensors[nvidia], atol=1e-5, rtol=1e-5)
             torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5, msg=f"{c['name']} {what}: cuda vs reference")
+
+
+@needs_gpu
+def test_filtered_lrelu_fused_forward_never_stores_the_intermediate():
+    """A T layer's filtered_lrelu on the GPU without autograd: the fused forward allocates its
+    output and nothing of the size of the 2x-upsampled intermediate (4x the output), which the
+    composition writes to memory."""
+    from styleclip_core.ops import cuda_plugin
+
+    if not cuda_plugin.available():
+        pytest.skip(f"the CUDA plugin is unavailable: {cuda_plugin.failure_reason()}")
+    x = torch.randn(2, 64, 132, 132, device="cuda")
+    fu, fd, b = torch.rand(12, device="cuda"), torch.rand(12, device="cuda"), torch.randn(64, device="cuda")
+    args = (2, 2, (9, 8, 9, 8), math.sqrt(2), 0.2, 256.0, False)
+    peaks = {}
+    for impl in ("cuda", "reference"):
+        with torch.no_grad():
+            filtered_lrelu(x, fu, fd, b, *args, impl=impl)  # first use: the build and the self-check
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            y = filtered_lrelu(x, fu, fd, b, *args, impl=impl)
+            torch.cuda.synchronize()
+            peaks[impl] = torch.cuda.max_memory_allocated() - base
+    out_bytes = y.numel() * y.element_size()
+    assert peaks["cuda"] <= 1.5 * out_bytes, peaks
+    assert peaks["reference"] >= 3 * out_bytes, peaks
 
 
 @needs_gpu

@@ -10,6 +10,7 @@ import torch
 
 from styleclip_core.ops import backend, self_check
 from styleclip_core.ops.bias_act import fused_leaky_relu_reference
+from styleclip_core.ops.filtered_lrelu import filtered_lrelu_reference
 from styleclip_core.ops.upfirdn2d import upfirdn2d, upfirdn2d_reference
 
 
@@ -21,6 +22,13 @@ def flrelu_reference(x, bias, **k):
     return fused_leaky_relu_reference(x, bias, k["negative_slope"], k["scale"], k["bias_dim"])
 
 
+def filtered_reference(x, fu, fd, bias, **k):
+    return filtered_lrelu_reference(x, fu, fd, bias, **k)
+
+
+REFERENCES = {"upfirdn2d": upfirdn_reference, "fused_leaky_relu": flrelu_reference, "filtered_lrelu": filtered_reference}
+
+
 @pytest.fixture(autouse=True)
 def fresh_results(monkeypatch):
     monkeypatch.setattr(self_check, "_results", {})
@@ -28,7 +36,8 @@ def fresh_results(monkeypatch):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_the_same_path_passes_exactly(dtype):
-    for op, fn in (("upfirdn2d", upfirdn_reference), ("fused_leaky_relu", flrelu_reference)):
+    assert set(REFERENCES) == set(self_check.OPS)
+    for op, fn in REFERENCES.items():
         ok, summary = self_check.compare(op, fn, fn, "cpu", dtype)
         assert ok and "largest difference 0.00e+00" in summary, summary
 
@@ -53,6 +62,19 @@ def test_a_wrong_path_fails_with_its_figures():
     ok, summary = self_check.compare("fused_leaky_relu", wrong_gradient, flrelu_reference, "cpu", torch.float32)
     assert not ok and "grad" in summary
 
+    def unflipped(x, fu, fd, bias, **k):  # flip_filter ignored: only the asymmetric-filter case shows it
+        return filtered_reference(x, fu, fd, bias, **{**k, "flip_filter": False})
+
+    ok, summary = self_check.compare("filtered_lrelu", unflipped, filtered_reference, "cpu", torch.float32)
+    assert not ok and "filtered_lrelu float32" in summary and "(case 5 " in summary
+
+    def clamp_passes_gradient(x, fu, fd, bias, **k):  # forward right, gradient through the active clamp
+        y = filtered_reference(x, fu, fd, bias, **k)
+        return y + (filtered_reference(x, fu, fd, bias, **{**k, "clamp": None}) - filtered_reference(x.detach(), fu, fd, bias.detach() if bias is not None else None, **{**k, "clamp": None}))
+
+    ok, summary = self_check.compare("filtered_lrelu", clamp_passes_gradient, filtered_reference, "cpu", torch.float32)
+    assert not ok and "grad" in summary
+
 
 def test_a_failed_check_falls_back_unless_cuda_is_asked_for(monkeypatch, caplog):
     """With the plugin 'available' (faked) and its upfirdn2d wrong, 'auto' runs the reference and
@@ -64,13 +86,14 @@ def test_a_failed_check_falls_back_unless_cuda_is_asked_for(monkeypatch, caplog)
         return upfirdn_reference(x, kernel, **k) + 1
 
     monkeypatch.setattr(backend, "decide", lambda impl, device: (True, "cuda (JIT plugin)"))
-    monkeypatch.setattr(self_check, "_paths", lambda op: (wrong, upfirdn_reference) if op == "upfirdn2d" else (flrelu_reference, flrelu_reference))
+    monkeypatch.setattr(self_check, "_paths", lambda op: (wrong, upfirdn_reference) if op == "upfirdn2d" else (REFERENCES[op], REFERENCES[op]))
     x = torch.zeros(1, 1, 4, 4)
     with caplog.at_level(logging.INFO, logger="styleclip_core.ops"):
         assert backend.use_cuda(x, "auto", "upfirdn2d") is False
         assert backend.use_cuda(x, "auto", "upfirdn2d") is False
         assert backend.use_cuda(x, "cuda", "upfirdn2d") is True
         assert backend.use_cuda(x, "auto", "fused_leaky_relu") is True
+        assert backend.use_cuda(x, "auto", "filtered_lrelu") is True
     failed = [r for r in caplog.records if "self-check FAILED" in r.getMessage()]
     assert len(failed) == 1 and "upfirdn2d float32" in failed[0].getMessage()
     assert len(calls) == len(self_check._cases("upfirdn2d"))  # one check: each case once

@@ -25,7 +25,7 @@ logger = logging.getLogger("styleclip_core.ops")
 
 CACHE_ENV = "STYLECLIP_OPS_CACHE"
 _CSRC = Path(__file__).resolve().with_name("csrc")
-_SOURCES = ("ops.cpp", "upfirdn2d.cu", "bias_act.cu")
+_SOURCES = ("ops.cpp", "upfirdn2d.cu", "bias_act.cu", "filtered_lrelu.cu")
 _HEADERS = ("kernels.cuh",)
 # With no GPU to query, torch cannot pick architectures; these cover A100/H100 and,
 # through the PTX, anything newer.
@@ -275,3 +275,58 @@ def fused_leaky_relu(x, bias, negative_slope, scale, bias_dim):
     if bias is not None:
         bias = bias.to(x.dtype)  # as the reference does
     return _FusedLeakyReLU.apply(x, bias, float(negative_slope), float(scale), int(bias_dim))
+
+
+# ---------------------------------------------------------- filtered_lrelu (StyleGAN3)
+
+
+class _FilteredLReLU(torch.autograd.Function):
+    """Forward: the fused kernel (the upsampled intermediate never reaches global memory).
+    Backward: the composition of ``ops.filtered_lrelu`` recomputed on the saved inputs and
+    differentiated, so the gradients are the reference's and the intermediate's memory is
+    spent only while the backward runs. Under ``create_graph`` the recomputation is part of the
+    graph, so higher-order gradients work too."""
+
+    @staticmethod
+    def forward(ctx, x, b, fu, fd, cfg, impl):
+        up, down, px0, px1, py0, py1, gain, slope, clamp, flip = cfg
+        ctx.save_for_backward(x, b, fu, fd)
+        ctx.cfg, ctx.impl = cfg, impl
+        return _ops().filtered_lrelu(x, fu, fd, b, up, down, px0, px1, py0, py1, gain, slope, clamp, flip)
+
+    @staticmethod
+    def backward(ctx, dy):
+        from .filtered_lrelu import filtered_lrelu_composition
+
+        x, b, fu, fd = ctx.saved_tensors
+        up, down, px0, px1, py0, py1, gain, slope, clamp, flip = ctx.cfg
+        want = [ctx.needs_input_grad[0], b is not None and ctx.needs_input_grad[1]]
+        create = torch.is_grad_enabled()  # create_graph: keep the recomputation in the graph
+        with torch.enable_grad():
+            if create:
+                xr, br = x, b
+            else:
+                xr = x.detach().requires_grad_(want[0])
+                br = None if b is None else b.detach().requires_grad_(want[1])
+            inputs = [t for t, w in zip((xr, br), want) if w]
+            grads = iter(())
+            if inputs:
+                y = filtered_lrelu_composition(xr, fu, fd, br, up, down, (px0, px1, py0, py1), gain, slope, clamp, flip, ctx.impl)
+                grads = iter(torch.autograd.grad(y, inputs, dy, create_graph=create, allow_unused=True))
+        dx = next(grads) if want[0] else None
+        db = next(grads) if want[1] else None
+        return dx, db, None, None, None, None
+
+
+def filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, impl="auto"):
+    """``filtered_lrelu_reference`` on the GPU, forward fused; differentiable w.r.t. ``x`` and ``b``
+    (the filters are constants: fixed buffers in StyleGAN3). ``impl`` picks the backend of the
+    composition the backward recomputes (each stage behind its own ``backend.use_cuda``)."""
+    px0, px1, py0, py1 = (int(p) for p in padding)
+    cfg = (int(up), int(down), px0, px1, py0, py1, float(gain), float(slope),
+           None if clamp is None else float(clamp), bool(flip_filter))
+    fu = None if fu is None else fu.detach().to(device=x.device)
+    fd = None if fd is None else fd.detach().to(device=x.device)
+    if b is not None:
+        b = b.to(device=x.device)
+    return _FilteredLReLU.apply(x, b, fu, fd, cfg, impl)

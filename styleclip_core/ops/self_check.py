@@ -4,7 +4,9 @@ On the first use of the plugin in a process for an op and a dtype, ``passed(op, 
 runs both paths on small seeded random inputs (the shapes and settings StyleGAN2 uses: the ToRGB
 skip upsample, the blur after a transposed convolution, a downsample, the bias + leaky ReLU on
 channels and on the last dim; and those of StyleGAN3's filtered_lrelu: 1-D passes along one axis
-with 12 or 24 taps, cropping pads, 2-D down filters), forward and backward, and compares them. A mismatch beyond the
+with 12 or 24 taps, cropping pads, 2-D down filters; and the fused filtered_lrelu itself as the
+StyleGAN3 layers call it: up 2 or 4, down 2, 12 / 24 taps, cropping pads, the radial 2-D down
+filter, ToRGB with an active clamp), forward and backward, and compares them. A mismatch beyond the
 tolerance is logged once with the figures, and the op falls back to the reference (backend
 'auto'); ``STYLECLIP_OPS=cuda`` keeps the plugin but the log still says it failed.
 
@@ -21,16 +23,20 @@ import torch
 
 logger = logging.getLogger("styleclip_core.ops")
 
-OPS = ("upfirdn2d", "fused_leaky_relu")
+OPS = ("upfirdn2d", "fused_leaky_relu", "filtered_lrelu")
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 4e-3, torch.bfloat16: 3e-2}
 
-_lock = threading.Lock()
+# Reentrant: the fused filtered_lrelu's backward runs the upfirdn2d and bias + leaky ReLU stages,
+# whose own first-use checks may start while the filtered_lrelu check holds the lock.
+_lock = threading.RLock()
 _results: dict[tuple[str, torch.dtype, str], tuple[bool, str]] = {}
 
 
 def _cases(op: str):
     """(kwargs of the op, input shape, FIR taps or None) cases; ``upfirdn2d``'s kernel is the
-    StyleGAN2 [1, 3, 3, 1] blur unless the case gives its taps (``_kernel``)."""
+    StyleGAN2 [1, 3, 3, 1] blur unless the case gives its taps (``_kernel``). ``filtered_lrelu``'s
+    third entry names the filters' shapes (None: no filter), whether there is a bias and a scale
+    for the input (large for ToRGB, so that its clamp bites)."""
     if op == "upfirdn2d":
         return [
             (dict(up_x=2, up_y=2, down_x=1, down_y=1, px0=2, px1=1, py0=2, py1=1), (2, 3, 8, 8), None),  # ToRGB skip upsample
@@ -41,6 +47,16 @@ def _cases(op: str):
             (dict(up_x=1, up_y=4, down_x=1, down_y=1, px0=0, px1=0, py0=12, py1=9), (2, 3, 8, 8), (24, 1)),
             (dict(up_x=1, up_y=1, down_x=2, down_y=1, px0=-1, px1=2, py0=0, py1=0), (2, 3, 16, 16), (1, 12)),
             (dict(up_x=1, up_y=1, down_x=2, down_y=2, px0=0, px1=0, py0=0, py1=0), (1, 3, 30, 30), (12, 12)),
+        ]
+    if op == "filtered_lrelu":
+        layer = dict(gain=2 ** 0.5, slope=0.2, clamp=256.0, flip_filter=False)
+        return [
+            (dict(up=2, down=2, padding=(9, 8, 9, 8), **layer), (2, 3, 12, 12), dict(fu=(12,), fd=(12,), b=True, scale=1.0)),  # T layer
+            (dict(up=4, down=2, padding=(12, 9, 12, 9), **layer), (2, 3, 8, 8), dict(fu=(24,), fd=(12,), b=True, scale=1.0)),  # up 4, 24 taps
+            (dict(up=2, down=2, padding=(9, 8, 9, 8), **{**layer, "clamp": None}), (1, 3, 12, 12), dict(fu=(12,), fd=(12, 12), b=True, scale=1.0)),  # R: radial down filter
+            (dict(up=2, down=2, padding=(-1, 2, 1, -2), **{**layer, "clamp": 1.5}), (2, 3, 12, 12), dict(fu=(12,), fd=(12,), b=False, scale=1.0)),  # cropping pads, clamp
+            (dict(up=1, down=1, padding=(0, 0, 0, 0), gain=1.0, slope=1.0, clamp=256.0, flip_filter=False), (2, 3, 7, 7), dict(fu=None, fd=None, b=True, scale=300.0)),  # ToRGB, clamp active
+            (dict(up=2, down=1, padding=(2, 1, 0, 3), gain=2.0, slope=0.3, clamp=None, flip_filter=True), (1, 3, 6, 7), dict(fu=(3, 4), fd=(5,), b=True, scale=1.0)),  # flip, 2-D up filter
         ]
     return [(dict(negative_slope=0.2, scale=2 ** 0.5, bias_dim=1), (2, 6, 5, 5), None), (dict(negative_slope=0.2, scale=2 ** 0.5, bias_dim=-1), (3, 4, 7), None)]
 
@@ -67,6 +83,12 @@ def compare(op: str, plugin_fn, reference_fn, device, dtype: torch.dtype, seed: 
         extra = {}
         if op == "upfirdn2d":
             extra["kernel"] = _kernel(taps, gen).to(device)
+        elif op == "filtered_lrelu":
+            x0 = x0 * taps["scale"]
+            for name in ("fu", "fd"):
+                extra[name] = None if taps[name] is None else _kernel(taps[name], gen).to(device)
+            if taps["b"]:
+                extra["bias"] = torch.randn(shape[1], generator=gen).to(device, dtype).requires_grad_(True)
         else:
             extra["bias"] = torch.randn(shape[kwargs["bias_dim"]], generator=gen).to(device, dtype).requires_grad_(True)
         dy = None  # drawn once the output's shape is known, the same for both paths
@@ -76,7 +98,12 @@ def compare(op: str, plugin_fn, reference_fn, device, dtype: torch.dtype, seed: 
             bias = extra.get("bias")
             if bias is not None:
                 bias = bias.detach().clone().requires_grad_(True)
-            args = {"kernel": extra["kernel"]} if op == "upfirdn2d" else {"bias": bias}
+            if op == "upfirdn2d":
+                args = {"kernel": extra["kernel"]}
+            elif op == "filtered_lrelu":
+                args = {"fu": extra["fu"], "fd": extra["fd"], "bias": bias}
+            else:
+                args = {"bias": bias}
             y = fn(x, **args, **kwargs)
             if dy is None:
                 dy = torch.randn(y.shape, generator=gen)
@@ -96,6 +123,11 @@ def _paths(op: str):
     from .bias_act import fused_leaky_relu_reference
     from .upfirdn2d import upfirdn2d_reference
 
+    if op == "filtered_lrelu":
+        from .filtered_lrelu import filtered_lrelu_reference
+
+        return (lambda x, fu, fd, bias, **k: cuda_plugin.filtered_lrelu(x, fu, fd, bias, **k),
+                lambda x, fu, fd, bias, **k: filtered_lrelu_reference(x, fu, fd, bias, **k))
     if op == "upfirdn2d":
         return (lambda x, kernel, **k: cuda_plugin.upfirdn2d(x, kernel, k["up_x"], k["up_y"], k["down_x"], k["down_y"], k["px0"], k["px1"], k["py0"], k["py1"]),
                 lambda x, kernel, **k: upfirdn2d_reference(x, kernel, k["up_x"], k["up_y"], k["down_x"], k["down_y"], k["px0"], k["px1"], k["py0"], k["py1"]))
