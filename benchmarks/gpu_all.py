@@ -30,6 +30,11 @@ becomes an error row and the run goes on):
   stitching masks, one stitching step and its per-frame setup, paste-back -- reference procedure
   against ours, and the projected time per frame of the default pipeline (300 tuning updates and
   100 stitching steps per frame);
+* StyleGAN-NADA (bench_nada.py): one training step at each size with the README's settings
+  (k 18: every layer trains, ours skips the selection pass) and with k = 1 (the selection pass
+  decides), reference loop against ours (its CLIP in float16, as ``clip.load`` leaves it on a GPU),
+  and the wall time of a whole 300-step adaptation at 1024 px with the README's settings (the
+  reference reports a few minutes of training on a GPU);
 * torch.compile (``Generator.compile_synthesis``) of the 1024 px forward (``--compile all``: also
   batch 4 and forward+backward): compile time, speed against eager, difference from eager;
 * the issue's goals as PASS / FAIL: a 100-step optimisation edit at 1024 px under 3 s, a mapper or
@@ -41,7 +46,7 @@ time / our time (> 1: ours is faster); peak memory is the peak of allocated CUDA
 loaded models (``benchutil.PeakMemory``; on a CPU, sampled RSS in this one process). The tables
 go to stdout and, after every section, to ``--out``. ``--quick`` shrinks every setting (64 px
 generators, batches 1 and 2, a 3-step edit, two relevance layers, a 2-frame clip with a 10 px
-outer mask dilation) to check the script, not to
+outer mask dilation, tiny NADA models and a 3-step adaptation) to check the script, not to
 measure: its goal verdicts are marked as such.
 """
 from __future__ import annotations
@@ -75,7 +80,7 @@ PEAKS = (
 GOAL_EDIT_100_S = 3.0
 GOAL_FAST_EDIT_S = 0.030
 GOAL_RELEVANCE_MIN = 15.0
-SECTIONS = ("generator", "optimize", "mapper", "global", "relevance", "e4e", "pti", "video", "sliders", "compile")
+SECTIONS = ("generator", "optimize", "mapper", "global", "relevance", "e4e", "pti", "video", "nada", "sliders", "compile")
 GOAL_SLIDER_MS = 100.0
 
 
@@ -453,6 +458,32 @@ def section_video(s: Settings, device, report: Report, peaks, results):
                  notes=["alignment + e4e + 300 tuning updates + masks + stitching setup + 100 stitching steps + paste-back."])
 
 
+def section_nada(s: Settings, device, report: Report, peaks, results):
+    from bench_nada import COLUMNS, SETTINGS, WHOLE_STEPS, measure, measure_whole, rows
+
+    got = {}
+    for size in s.sizes:
+        for setting in SETTINGS:
+            for impl in ("reference", "ours"):
+                got[(impl, setting, size)] = guarded(measure, impl, setting, size, s.step_repeats, device, tiny=s.quick)
+    results["nada"] = got
+    steps = 3 if s.quick else WHOLE_STEPS
+    whole = guarded(measure_whole, s.big, steps, device, tiny=s.quick)
+    results["nada_whole"] = whole
+    report.table("StyleGAN-NADA: one training step, batch 2, selection batch 8 (bench_nada.py)", COLUMNS,
+                 rows(got, s.sizes, rel=1e-2 if str(device).startswith("cuda") else 1e-4),
+                 notes=[f"Best of {s.step_repeats} steps after a warm-up step; one ViT-B/32, photo -> sketch. README: k 18 (every layer trains; "
+                        "ours skips the selection pass); k = 1: the selection pass decides. Check: step 0 draws the same numbers on both sides."])
+    ref_step = t(got.get(("reference", "readme", s.big)))
+    projected = steps * ref_step
+    report.table(f"StyleGAN-NADA: a whole {steps}-step adaptation at {s.big} px, README settings",
+                 ["size", "steps", "reference (projected)", "ours", "ratio", "ours MB", "notes"],
+                 [[s.big, steps, fmt_time(projected), fmt_time(t(whole)), fmt_ratio(projected, t(whole)), fmt_mb(mb(whole)),
+                   err(whole) or f"last loss {whole['last_loss']:.5f}"]],
+                 notes=["Ours: the wall time of the steps after a warm-up step, no previews or checkpoints; reference: steps x its step "
+                        "time. The reference reports a few minutes of training on a GPU (README: 301 iterations, two CLIPs)."])
+
+
 def section_sliders(s: Settings, device, report: Report, peaks, results):
     from bench_sliders import measure
 
@@ -567,7 +598,7 @@ def main():
     start = time.perf_counter()
     results = {}
     sections = {"generator": section_generator, "optimize": section_optimize, "mapper": section_mapper, "global": section_global,
-                "relevance": section_relevance, "e4e": section_e4e, "pti": section_pti, "video": section_video, "sliders": section_sliders, "compile": section_compile}
+                "relevance": section_relevance, "e4e": section_e4e, "pti": section_pti, "video": section_video, "nada": section_nada, "sliders": section_sliders, "compile": section_compile}
     for key in SECTIONS:
         if (args.only and key not in args.only) or (key == "compile" and s.compile == "none"):
             continue

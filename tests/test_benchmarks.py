@@ -98,3 +98,33 @@ def test_video_projection_and_tables():
     assert "No module named 'cv2'" in rows[-1][6] and rows[-1][2] == "—"
     proj = bench_video.projection_rows(results, [256])
     assert proj[0][3] == f"{p['reference'] / p['ours']:.2f}" and "align, paste" in proj[0][5]
+
+
+def test_nada_bench_smoke():
+    """bench_nada.py through gpu_all's nada section at --quick settings (tiny generator and CLIP, one
+    step each, a 3-step whole run): step 0 of both sides agrees; the tables; the reference's float16
+    CLIP (its CUDA path) runs; a failed row."""
+    import bench_nada
+    from styleclip_core.edits.domain_adaptation import selectable_modules
+    from styleclip_core.formats.tiny_models import tiny_generator
+
+    s = _settings(True)
+    report, results = gpu_all.Report(), {}
+    gpu_all.section_nada(s, "cpu", report, None, results)
+    got, size = results["nada"], s.big
+    assert len(got) == 2 * len(bench_nada.SETTINGS) and all("error" not in r and r["time"] > 0 for r in got.values())
+    every = sorted(selectable_modules(tiny_generator(size)))
+    assert got[("ours", "readme", size)]["first"]["trained"] == got[("reference", "readme", size)]["first"]["trained"] == every
+    one = got[("ours", "k1", size)]["first"]["trained"]
+    assert len(one) == 1 and one == got[("reference", "k1", size)]["first"]["trained"]
+    text = report.markdown()
+    assert text.count("(agree)") == 2 and "DIFFER" not in text
+    assert results["nada_whole"]["steps"] == 3 and math.isfinite(results["nada_whole"]["last_loss"])
+    assert "a whole 3-step adaptation" in text
+    est = bench_nada.estimate_rows(got, [size])
+    assert len(est) == 2 and est[0][2] == bench_nada._fmt_min(300 * got[("reference", "readme", size)]["time"])
+
+    half = bench_nada.measure("reference", "k1", size, 1, "cpu", tiny=True, clip_fp16=True)
+    assert "(agree)" in bench_nada.agreement(half, got[("ours", "k1", size)], rel=1e-2)
+    failed = bench_nada.rows({("reference", "readme", size): {"error": "out of memory"}, ("ours", "readme", size): got[("ours", "readme", size)]}, [size])
+    assert failed[0][2] == "—" and failed[0][4] == "—" and failed[0][-1] == "reference: out of memory"
