@@ -15,6 +15,10 @@ becomes an error row and the run goes on):
   time, against the peak of the device (table below, or ``--peak-tflops``): float32 rows against
   the TF32 tensor-core peak when cuDNN may use TF32 (PyTorch's default), bfloat16 rows against
   the bfloat16 peak;
+* stylegan3 (bench_stylegan3.py): NVIDIA's stock StyleGAN3-T and -R at 1024 px, batch 1 and 4,
+  forward and forward+backward (gradients to W+ and the weights): our ops backend 'auto' (the CUDA
+  plugin) against 'reference' (PyTorch) and against NVIDIA's reference op path re-enacted in the
+  same generator, with the images' (and W+ gradients') largest differences;
 * optimisation (bench_optimize.py): one step at each size and a whole 100-step edit at 1024 px,
   reference / ours float32 / ours bfloat16 autocast (with the last CLIP loss against float32);
 * mapper edit at 1024 px (bench_mapper.py) and global-direction edit at 1024 px (bench_global.py);
@@ -80,7 +84,7 @@ PEAKS = (
 GOAL_EDIT_100_S = 3.0
 GOAL_FAST_EDIT_S = 0.030
 GOAL_RELEVANCE_MIN = 15.0
-SECTIONS = ("generator", "optimize", "mapper", "global", "relevance", "e4e", "pti", "video", "nada", "sliders", "compile")
+SECTIONS = ("generator", "stylegan3", "optimize", "mapper", "global", "relevance", "e4e", "pti", "video", "nada", "sliders", "compile")
 GOAL_SLIDER_MS = 100.0
 
 
@@ -303,6 +307,45 @@ def fraction_row(size, batch, mode, impl, precision, flops, r, peaks, kind):
     frac = f"{achieved / peak:.1%}" if peak and not math.isnan(achieved) else "—"
     return [mode, batch, impl, precision, f"{flops / 1e9:.1f}", "—" if math.isnan(achieved) else f"{achieved:.2f}",
             f"{peak:g} ({kind.upper()})" if peak else "—", frac]
+
+
+def section_stylegan3(s: Settings, device, report: Report, peaks, results):
+    from bench_stylegan3 import build, compare, ops_backend, run
+    from styleclip_core.ops.backend import describe
+
+    rows = []
+    batches = [1] if s.quick else [1, 4]
+    for name in ("T", "R"):
+        ours_g, nv_g = build(s.big, name, device, tiny=s.quick), build(s.big, name, device, reference=True, tiny=s.quick)
+        for batch in batches:
+            for mode in ("forward", "fwd+bwd"):
+                got = {}
+                for label, g, ops in (("nvidia", nv_g, "auto"), ("reference", ours_g, "reference"), ("auto", ours_g, "auto")):
+                    with ops_backend(ops):
+                        got[label] = guarded(run, g, batch, mode, s.repeats, device)
+                firsts = {k: r.pop("first") for k, r in got.items() if "error" not in r}
+                diffs = []
+                for other in ("reference", "nvidia"):
+                    if "auto" in firsts and other in firsts:
+                        c = compare(firsts["auto"], firsts[other])
+                        grad = f", W+ grad {c['w_grad_rel_diff']:.1e} of max" if "w_grad_rel_diff" in c else ""
+                        diffs.append(f"vs {other}: image {c['image_max_diff']:.1e}{grad}")
+                del firsts
+                nv, ref, auto = got["nvidia"], got["reference"], got["auto"]
+                rows.append([name, batch, mode, fmt_time(t(nv)), fmt_time(t(ref)), fmt_time(t(auto)), fmt_ratio(t(ref), t(auto)), fmt_ratio(t(nv), t(auto)),
+                             fmt_mb(mb(nv)), fmt_mb(mb(ref)), fmt_mb(mb(auto)),
+                             "; ".join(diffs + [f"{k}: {err(r)}" for k, r in got.items() if err(r)])])
+        del ours_g, nv_g
+        gc.collect()
+    report.table(
+        f"StyleGAN3 generator, {s.big} px (W+ in, image out; NVIDIA's stock T and R, random weights{', tiny networks' if s.quick else ''})",
+        ["config", "batch", "pass", "NVIDIA ref path", "ours 'reference'", "ours 'auto'", "ratio ref/auto", "ratio NVIDIA/auto",
+         "NVIDIA MB", "ref MB", "auto MB", "checks (largest abs difference)"],
+        rows,
+        [f"Our ops backend 'auto' ({describe('auto', device)}) against 'reference' (PyTorch), set through STYLECLIP_OPS; NVIDIA ref path: "
+         "NVIDIA's _filtered_lrelu_ref re-enacted in the same generator (bench_stylegan3.py; NVIDIA's fused CUDA kernel is not run). "
+         "fwd+bwd: gradients to W+ and to every weight. Best of the repeats after a warm-up."],
+    )
 
 
 def section_optimize(s: Settings, device, report: Report, peaks, results):
@@ -597,7 +640,7 @@ def main():
     print("\n".join(report.header) + "\n", flush=True)
     start = time.perf_counter()
     results = {}
-    sections = {"generator": section_generator, "optimize": section_optimize, "mapper": section_mapper, "global": section_global,
+    sections = {"generator": section_generator, "stylegan3": section_stylegan3, "optimize": section_optimize, "mapper": section_mapper, "global": section_global,
                 "relevance": section_relevance, "e4e": section_e4e, "pti": section_pti, "video": section_video, "nada": section_nada, "sliders": section_sliders, "compile": section_compile}
     for key in SECTIONS:
         if (args.only and key not in args.only) or (key == "compile" and s.compile == "none"):

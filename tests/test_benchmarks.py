@@ -128,3 +128,52 @@ def test_nada_bench_smoke():
     assert "(agree)" in bench_nada.agreement(half, got[("ours", "k1", size)], rel=1e-2)
     failed = bench_nada.rows({("reference", "readme", size): {"error": "out of memory"}, ("ours", "readme", size): got[("ours", "readme", size)]}, [size])
     assert failed[0][2] == "—" and failed[0][4] == "—" and failed[0][-1] == "reference: out of memory"
+
+
+def test_stylegan3_nvidia_reference_path_on_fixture():
+    """bench_stylegan3's re-enactment of NVIDIA's _filtered_lrelu_ref against the outputs and gradients
+    NVIDIA's own code computed (fixtures/sg3_ops, its tolerance): the benchmark's reference side is NVIDIA's function."""
+    import torch
+
+    import bench_stylegan3
+    from conftest import load_fixture
+
+    tensors, meta = load_fixture("sg3_ops")
+    tol = meta["tolerance"]
+    for c in meta["cases"]:
+        get = lambda key: tensors[c[key]] if c[key] else None  # noqa: E731
+        x = tensors[c["x"]].clone().requires_grad_(True)
+        b = get("b")
+        b = b.clone().requires_grad_(True) if b is not None else None
+        y = bench_stylegan3.nvidia_filtered_lrelu_ref(x, get("fu"), get("fd"), b, c["up"], c["down"], list(c["padding_x0_x1_y0_y1"]), c["gain"],
+                                                      c["slope"], c["clamp"], c["flip_filter"])
+        torch.testing.assert_close(y.detach(), tensors[f"out.{c['name']}.y"], atol=tol["atol"], rtol=tol["rtol"], msg=c["name"])
+        (y * tensors[f"in.{c['name']}.grad_weight"]).sum().backward()
+        torch.testing.assert_close(x.grad, tensors[f"out.{c['name']}.grad_x"], atol=tol["atol"], rtol=tol["rtol"], msg=c["name"])
+        if b is not None:
+            torch.testing.assert_close(b.grad, tensors[f"out.{c['name']}.grad_b"], atol=tol["atol"], rtol=tol["rtol"], msg=c["name"])
+
+
+def test_stylegan3_benchmark_smoke():
+    """Tiny T and R networks: both op paths in one generator give the same image and gradients; the
+    command line (one configuration, each side in its own process) fills every column."""
+    import bench_stylegan3 as b
+
+    for name in ("T", "R"):
+        ours, ref = b.build(32, name, tiny=True), b.build(32, name, reference=True, tiny=True)
+        assert all(getattr(ref.synthesis, n).forward.__func__ is b._nvidia_layer_forward for n in ref.synthesis.layer_names)
+        w = b.codes(ours, 2)
+        c = b.compare(b.step_fn(ours, w, "fwd+bwd")(), b.step_fn(ref, w, "fwd+bwd")())
+        assert c["image_max"] > 1e-3 and c["image_max_diff"] <= 1e-5 * c["image_max"], (name, c)
+        assert c["w_grad_rel_diff"] <= 1e-5 and c["weight_grad_rel_diff"] <= 1e-5, (name, c)
+    rows = b.main(["--tiny", "--sizes", "32", "--configs", "R", "--batches", "1", "--modes", "fwd+bwd", "--repeats", "1", "--warmup", "0"])
+    assert len(rows) == 1 and len(rows[0]) == len(b.COLUMNS)
+    size, config, batch, mode, ours_ms, ref_ms, ratio, cpu_ratio, ours_mb, ref_mb, diff, grads = rows[0]
+    assert (size, config, batch, mode) == ("32", "R", "1", "fwd+bwd")
+    assert float(ours_ms) > 0 and float(ref_ms) > 0 and float(ratio) > 0 and float(cpu_ratio) > 0 and float(ours_mb) >= 0
+    assert float(diff) <= 1e-5 and grads.startswith("W+ ")
+    oom = b.row(1024, "R", 1, "fwd+bwd", {"ours": {"time": 1.0, "cpu_time": 2.0, "peak_mb": 5.0}, "reference": {"error": "out of memory"}, "check": {}})
+    assert oom[4:8] == ["1000", "—", "—", "—"] and "reference: out of memory" in oom[-1]
+    assert "reference ms" in b.format_table([oom])
+    # what an out-of-memory row says it needed: NVIDIA's path keeps more for backward (its full-rate tensors)
+    assert 0 < b.saved_for_backward_gb(32, "T", 1, False, tiny=True) < b.saved_for_backward_gb(32, "T", 1, True, tiny=True)

@@ -245,6 +245,7 @@ class SynthesisLayer(nn.Module):
     def __init__(self, w_dim, spec: LayerSpec, conv_clamp):
         super().__init__()
         self.spec, self.conv_clamp = spec, conv_clamp
+        self.impl = "auto"  # the ops backend (StyleGAN3Generator.set_ops_backend)
         self.affine = FullyConnected(w_dim, spec.in_channels, bias_init=1)
         self.weight = nn.Parameter(torch.randn(spec.out_channels, spec.in_channels, spec.conv_kernel, spec.conv_kernel))
         self.bias = nn.Parameter(torch.zeros(spec.out_channels))
@@ -267,7 +268,7 @@ class SynthesisLayer(nn.Module):
         x = modulated_conv2d(x, self.weight, s, spec.conv_kernel - 1, not spec.is_torgb, self.magnitude_ema.rsqrt())
         gain, slope = (1.0, 1.0) if spec.is_torgb else (math.sqrt(2), 0.2)
         return filtered_lrelu(x, self.up_filter, self.down_filter, self.bias.to(x.dtype), spec.up_factor, spec.down_factor,
-                              spec.padding, gain, slope, self.conv_clamp)
+                              spec.padding, gain, slope, self.conv_clamp, impl=self.impl)
 
 
 class SynthesisNetwork(nn.Module):
@@ -380,6 +381,8 @@ class StyleGAN3Generator(nn.Module):
 
         resolve(impl)  # a bad name is an error
         self.ops_backend = impl
+        for name in self.synthesis.layer_names:
+            getattr(self.synthesis, name).impl = impl
         return self
 
     # ---- latent spaces ----
