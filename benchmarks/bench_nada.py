@@ -107,6 +107,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
+from benchutil import fmt_peak, fmt_ratio, fmt_seconds, time_of  # noqa: E402
+
 DRAWS_SEED = 7
 WHOLE_STEPS = 300  # the README's --iter 301: i = 0 ... 300
 # The settings compared (SPEC 15.1: README command; argparse's auto_layer_k)
@@ -365,39 +367,15 @@ def measure(impl: str, setting: str, size: int, steps: int, device: str, tiny: b
 
 def measure_whole(size: int, steps: int, device: str, setting: str = "readme", tiny: bool = False) -> dict:
     """Wall time of ``steps`` steps of ours (after building and one warm-up step, not counted)."""
-    from benchutil import PeakMemory, sync
+    from benchutil import run_steps_timed
 
     step = make_step("ours", setting, size, device, tiny)
     step()
-    with PeakMemory(device) as peak:
-        sync(device)
-        t = time.perf_counter()
-        for _ in range(steps):
-            last = step()
-        sync(device)
-        elapsed = time.perf_counter() - t
-    return {"time": elapsed, "peak_mb": peak.mb, "last_loss": last["loss"], "steps": steps}
+    elapsed, peak_mb, last = run_steps_timed(step, steps, device)
+    return {"time": elapsed, "peak_mb": peak_mb, "last_loss": last["loss"], "steps": steps}
 
 
 # ---- tables -----------------------------------------------------------------------------------------
-
-
-def _t(r):
-    return float("nan") if r is None or "error" in r else r["time"]
-
-
-def _fmt_s(x):
-    if x is None or math.isnan(x):
-        return "—"
-    return f"{x * 1e3:.1f} ms" if x < 1 else f"{x:.2f} s"
-
-
-def _fmt_ratio(a, b):
-    return "—" if math.isnan(a) or math.isnan(b) or not b else f"{a / b:.2f}"
-
-
-def _fmt_mb(r):
-    return "—" if r is None or "error" in r else f"{r['peak_mb']:.0f}"
 
 
 def agreement(ref: dict | None, ours: dict | None, rel: float = 1e-4, ref_impl: str = "reference") -> str:
@@ -426,7 +404,7 @@ def rows(results: dict, sizes, settings=tuple(SETTINGS), rel: float = 1e-4, ref_
             ref, ours = results.get((ref_impl, setting, size)), results.get(("ours", setting, size))
             if ref is None and ours is None:
                 continue
-            out.append([size, LABELS[setting], _fmt_s(_t(ref)), _fmt_s(_t(ours)), _fmt_ratio(_t(ref), _t(ours)), _fmt_mb(ref), _fmt_mb(ours),
+            out.append([size, LABELS[setting], fmt_seconds(time_of(ref)), fmt_seconds(time_of(ours)), fmt_ratio(time_of(ref), time_of(ours)), fmt_peak(ref), fmt_peak(ours),
                         agreement(ref, ours, rel, ref_impl)])
     return out
 
@@ -436,7 +414,7 @@ def estimate_rows(results: dict, sizes, settings=tuple(SETTINGS), steps: int = W
     out = []
     for size in sizes:
         for setting in settings:
-            ref, ours = steps * _t(results.get((ref_impl, setting, size))), steps * _t(results.get(("ours", setting, size)))
+            ref, ours = steps * time_of(results.get((ref_impl, setting, size))), steps * time_of(results.get(("ours", setting, size)))
             if math.isnan(ref) and math.isnan(ours):
                 continue
             saved = "—" if math.isnan(ref) or math.isnan(ours) else f"{(ref - ours) / 60:.1f} min"
@@ -501,7 +479,7 @@ def main():
             for impl in args.impls:
                 t0 = time.perf_counter()
                 results[(impl, setting, size)] = r = run_child(impl, setting, size, steps, args.device, args.quick)
-                print(f"  {size:>5} {setting:>6} {impl:>9}: {_fmt_s(_t(r))}{' ' + r['error'] if 'error' in r else ''} "
+                print(f"  {size:>5} {setting:>6} {impl:>9}: {fmt_seconds(time_of(r))}{' ' + r['error'] if 'error' in r else ''} "
                       f"({time.perf_counter() - t0:.0f} s with setup)", flush=True)
     big = max(sizes)
     for ref_impl in [i for i in REFERENCES if i in args.impls] or ["reference"]:

@@ -35,7 +35,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DRAWS_SEED = 7
@@ -204,18 +203,12 @@ def measure(part: str, impl: str, size: int, steps: int, device: str) -> dict:
 
 def measure_whole(impl: str, size: int, steps: int, device: str) -> dict:
     """Wall time of a ``steps``-step tuning (after building; one warm-up step not counted)."""
-    from benchutil import PeakMemory, sync
+    from benchutil import run_steps_timed
 
     step = make_step("tuning", impl, size, device, steps)
     step()
-    with PeakMemory(device) as peak:
-        sync(device)
-        t = time.perf_counter()
-        for _ in range(steps):
-            last = step()
-        sync(device)
-        elapsed = time.perf_counter() - t
-    return {"time": elapsed, "peak_mb": peak.mb, "first": last}
+    elapsed, peak_mb, last = run_steps_timed(step, steps, device)
+    return {"time": elapsed, "peak_mb": peak_mb, "first": last}
 
 
 def run_child(kind, part, impl, size, steps, device):

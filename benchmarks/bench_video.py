@@ -78,6 +78,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
+from benchutil import fmt_peak, fmt_ratio, fmt_seconds, time_of  # noqa: E402
+
 FRAME_W, FRAME_H = 1920, 1080
 STAGES = ("align", "e4e", "tuning", "masks", "stitch", "paste")
 REFERENCE_STAGES = ("e4e", "tuning", "masks", "stitch", "paste")  # alignment: ours only (same PIL calls as STIT)
@@ -466,24 +468,6 @@ def measure(stage: str, impl: str, size: int, frames: int, steps: int, device: s
 # ---- tables ----------------------------------------------------------------------------------
 
 
-def _t(r):
-    return float("nan") if r is None or "error" in r else r["time"]
-
-
-def _fmt_s(x):
-    if x is None or math.isnan(x):
-        return "—"
-    return f"{x * 1e3:.1f} ms" if x < 1 else f"{x:.2f} s"
-
-
-def _fmt_ratio(a, b):
-    return "—" if math.isnan(a) or math.isnan(b) or not b else f"{a / b:.2f}"
-
-
-def _fmt_mb(r):
-    return "—" if r is None or "error" in r else f"{r['peak_mb']:.0f}"
-
-
 def _agree(a, b, rel):
     return abs(a - b) <= rel * abs(b) + 1e-6
 
@@ -542,8 +526,8 @@ def stage_rows(results: dict, sizes) -> list[list]:
             elif ours is not None and "error" not in ours:
                 notes.append(f"{what}: {ours['first']:.6g}" + ("; same PIL calls as STIT's crop_image: no reference timed" if stage == "align" else ""))
             per = "per step" if stage == "stitch" else "per frame"
-            rows.append([f"{LABELS[stage]}, {per}", size, _fmt_s(_t(ref)) if ref else "—", _fmt_s(_t(ours)), _fmt_ratio(_t(ref), _t(ours)) if ref else "—",
-                         f"{_fmt_mb(ours)} / {_fmt_mb(ref) if ref else '—'}", "; ".join(notes)])
+            rows.append([f"{LABELS[stage]}, {per}", size, fmt_seconds(time_of(ref)) if ref else "—", fmt_seconds(time_of(ours)), fmt_ratio(time_of(ref), time_of(ours)) if ref else "—",
+                         f"{fmt_peak(ours)} / {fmt_peak(ref) if ref else '—'}", "; ".join(notes)])
             if stage == "stitch":
                 setup_ref = ref.get("setup", float("nan")) if ref and "error" not in ref else float("nan")
                 setup_ours = ours.get("setup", float("nan")) if ours and "error" not in ours else float("nan")
@@ -551,12 +535,12 @@ def stage_rows(results: dict, sizes) -> list[list]:
                 for impl, r in (("reference", ref), ("ours", ours)):
                     if r and "setup_parts" in r:
                         p = r["setup_parts"]
-                        parts.append(f"{impl}: copy {_fmt_s(p['copy'])}, edit render {_fmt_s(p['edit'])}, final render {_fmt_s(p['final'])}")
-                rows.append([f"{LABELS['stitch_setup']}, per frame", size, _fmt_s(setup_ref), _fmt_s(setup_ours), _fmt_ratio(setup_ref, setup_ours), "", "; ".join(parts)])
+                        parts.append(f"{impl}: copy {fmt_seconds(p['copy'])}, edit render {fmt_seconds(p['edit'])}, final render {fmt_seconds(p['final'])}")
+                rows.append([f"{LABELS['stitch_setup']}, per frame", size, fmt_seconds(setup_ref), fmt_seconds(setup_ours), fmt_ratio(setup_ref, setup_ours), "", "; ".join(parts)])
                 n = StitchingSettings().steps
-                whole_ref, whole_ours = setup_ref + n * _t(ref) if ref else float("nan"), setup_ours + n * _t(ours)
-                rows.append([f"{LABELS['stitch_frame'].format(n=n)}, per frame (projected)", size, _fmt_s(whole_ref), _fmt_s(whole_ours),
-                             _fmt_ratio(whole_ref, whole_ours), "", ""])
+                whole_ref, whole_ours = setup_ref + n * time_of(ref) if ref else float("nan"), setup_ours + n * time_of(ours)
+                rows.append([f"{LABELS['stitch_frame'].format(n=n)}, per frame (projected)", size, fmt_seconds(whole_ref), fmt_seconds(whole_ours),
+                             fmt_ratio(whole_ref, whole_ours), "", ""])
     return rows
 
 
@@ -574,8 +558,8 @@ def projection_rows(results: dict, sizes) -> list[list]:
         note = f"{p['tuning_steps']} tuning updates + {p['stitch_steps']} stitching steps per frame"
         if stand_ins:
             note += f"; ours stands in for the reference's {', '.join(stand_ins)}"
-        rows.append([size, _fmt_s(p["reference"]), _fmt_s(p["ours"]), _fmt_ratio(p["reference"], p["ours"]),
-                     f"{_fmt_s(tune)} / {_fmt_s(stitch)} / {_fmt_s(rest)}", note])
+        rows.append([size, fmt_seconds(p["reference"]), fmt_seconds(p["ours"]), fmt_ratio(p["reference"], p["ours"]),
+                     f"{fmt_seconds(tune)} / {fmt_seconds(stitch)} / {fmt_seconds(rest)}", note])
     return rows
 
 
@@ -632,7 +616,7 @@ def main():
             for impl in (("reference", "ours") if stage in REFERENCE_STAGES else ("ours",)):
                 t0 = time.perf_counter()
                 results[(stage, impl, size)] = r = run_child(stage, impl, size, frames, steps, args.device, outer)
-                print(f"  {size:>5} {stage:>7} {impl:>9}: {_fmt_s(_t(r))}{' ' + r['error'] if 'error' in r else ''} "
+                print(f"  {size:>5} {stage:>7} {impl:>9}: {fmt_seconds(time_of(r))}{' ' + r['error'] if 'error' in r else ''} "
                       f"({time.perf_counter() - t0:.0f} s with setup)", flush=True)
     print()
     print(markdown(STAGE_COLUMNS, stage_rows(results, sizes)))

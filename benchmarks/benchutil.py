@@ -18,6 +18,7 @@ import ctypes
 import os
 import resource
 import threading
+import math
 import time
 
 MB = 2**20
@@ -127,6 +128,41 @@ def timed(fn, repeats: int, device, warmup: int = 1) -> dict:
         if first is None:
             first = out
     return {"time": min(times), "times": times, "peak_mb": peak.mb, "first": first}
+
+
+def run_steps_timed(step, steps: int, device) -> tuple[float, float, object]:
+    """(wall seconds of ``steps`` calls of ``step``, their peak memory in MB, the last call's result):
+    a whole run, where ``timed`` takes the best of single calls."""
+    with PeakMemory(device) as peak:
+        sync(device)
+        t = time.perf_counter()
+        last = None
+        for _ in range(steps):
+            last = step()
+        sync(device)
+        elapsed = time.perf_counter() - t
+    return elapsed, peak.mb, last
+
+
+# ---- table cells (a missing or failed result is a dash) ----
+
+
+def time_of(result) -> float:
+    return float("nan") if result is None or "error" in result else result["time"]
+
+
+def fmt_seconds(x) -> str:
+    if x is None or math.isnan(x):
+        return "—"
+    return f"{x * 1e3:.1f} ms" if x < 1 else f"{x:.2f} s"
+
+
+def fmt_ratio(a, b) -> str:
+    return "—" if math.isnan(a) or math.isnan(b) or not b else f"{a / b:.2f}"
+
+
+def fmt_peak(result) -> str:
+    return "—" if result is None or "error" in result else f"{result['peak_mb']:.0f}"
 
 
 def check_value(x) -> float:
